@@ -20,9 +20,8 @@ def test_all_is_exact():
 def test_public_objects_show_as_virtabstract():
     for name in virtabstract.__all__:
         obj = getattr(virtabstract, name)
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            if obj.__module__.startswith("virtabstract._"):
-                raise AssertionError(f"{name} still shows as {obj.__module__}")
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__.startswith("virtabstract._"):
+            raise AssertionError(f"{name} still shows as {obj.__module__}")
 
 
 def test_contract_names_exist():

@@ -29,8 +29,12 @@ class TinyBackend(Backend):
     def __init__(self, url, credentials, options):
         super().__init__(url, credentials, options)
         self.vms = {
-            "id-1": VMInfo(id="id-1", name="alpha", state=PowerState.STOPPED, native_state="off", cpus=1, memory_mib=512),
-            "id-2": VMInfo(id="id-2", name="beta", state=PowerState.STOPPED, native_state="off", cpus=1, memory_mib=512),
+            "id-1": VMInfo(
+                id="id-1", name="alpha", state=PowerState.STOPPED, native_state="off", cpus=1, memory_mib=512
+            ),
+            "id-2": VMInfo(
+                id="id-2", name="beta", state=PowerState.STOPPED, native_state="off", cpus=1, memory_mib=512
+            ),
         }
         self.closed = False
 
@@ -253,9 +257,7 @@ def test_credentials_precedence(monkeypatch):
 
 
 def test_every_hook_is_documented():
-    specs = [
-        obj for name, obj in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("virtabstract_")
-    ]
+    specs = [obj for name, obj in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("virtabstract_")]
     assert len(specs) >= 5
     for spec in specs:
         doc = inspect.getdoc(spec) or ""

@@ -22,7 +22,7 @@ GOOD = {
     "boot_order": ["cdrom", "disk"],
     "cdrom": "/isos/ubuntu.iso",
     "autostart": True,
-    "description": "a <web> & \"server\"",
+    "description": 'a <web> & "server"',
     "tags": ["web", "prod", "web"],
 }
 
@@ -118,7 +118,7 @@ def test_missing_name():
 
 
 def test_unknown_guest_os_suggests_near_match():
-    with pytest.raises(SpecError, match="ubuntu-22.04"):
+    with pytest.raises(SpecError, match=r"ubuntu-22\.04"):
         VMSpec(name="x", guest_os="ubuntu-22.4")
 
 
@@ -136,7 +136,11 @@ def test_schema_is_valid_and_matches_fields():
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 10**7), st.text(max_size=12), st.floats(allow_nan=False, width=16)
 )
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

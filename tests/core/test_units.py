@@ -37,7 +37,9 @@ def test_parse_size_rejects(bad):
         parse_size(bad)
 
 
-@pytest.mark.parametrize(("mib", "text"), [(512, "512MiB"), (1024, "1GiB"), (2048, "2GiB"), (1536, "1536MiB"), (1024**2, "1TiB")])
+@pytest.mark.parametrize(
+    ("mib", "text"), [(512, "512MiB"), (1024, "1GiB"), (2048, "2GiB"), (1536, "1536MiB"), (1024**2, "1TiB")]
+)
 def test_format_size(mib, text):
     assert format_size(mib) == text
 

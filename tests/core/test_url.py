@@ -76,7 +76,19 @@ def test_windows_drive_path():
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "   ", "qemu", "://x", "1abc://x", "qemu+ssh+x://h/", "esx://h:0/", "esx://h:99999/", "esx://h:ab/", "esx://[::1/"]
+    "bad",
+    [
+        "",
+        "   ",
+        "qemu",
+        "://x",
+        "1abc://x",
+        "qemu+ssh+x://h/",
+        "esx://h:0/",
+        "esx://h:99999/",
+        "esx://h:ab/",
+        "esx://[::1/",
+    ],
 )
 def test_invalid(bad):
     with pytest.raises(InvalidURL):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...hookspecs import hookimpl
 from ..._plugins import BackendRegister
+from ...hookspecs import hookimpl
 
 
 @hookimpl
