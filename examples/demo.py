@@ -35,7 +35,8 @@ def main(url: str) -> int:
             vm.start()
             assert vm.state is PowerState.RUNNING
             say(f"started: {vm.state}")
-            snap = vm.snapshots.create("clean", description="right after first boot")
+            with_memory = hv.supports(Capability.SNAPSHOT_MEMORY)
+            snap = vm.snapshots.create("clean", description="right after first boot", memory=with_memory)
             say(f"snapshot {snap.name!r} id={snap.id}")
             if hv.supports(Capability.GUEST_EXEC):
                 guest = vm.guest.wait_ready(timeout=120)
@@ -44,11 +45,13 @@ def main(url: str) -> int:
                 say(f"guest exec uname -a -> exit {result.exit_code}: {result.stdout.strip()}")
                 say(f"guest IP: {vm.wait_for_ip(timeout=120)}")
             plan = vm.reconfigure(cpus=4, dry_run=True)
-            say("reconfigure cpus=4 would be: " + ", ".join(f"{c.field} {c.old}->{c.new} ({c.mode})" for c in plan.changes))
+            changes = ", ".join(f"{c.field} {c.old}->{c.new} ({c.mode})" for c in plan.changes)
+            say(f"reconfigure cpus=4 would be: {changes}")
             say("inventory:")
             for info in hv.vms.list_info():
                 say(f"  {info.name:<12} {info.state.value:<9} cpus={info.cpus} memory={info.memory_mib}MiB")
             snap.revert()
+            say(f"reverted to {snap.name!r}: {vm.state}")
             result_of_stop = vm.shutdown(timeout=60, force=True)
             say(f"shut down ({result_of_stop.stage})")
         finally:
