@@ -52,7 +52,7 @@ class PowerState(enum.StrEnum):
            ▲   ◀─────────────    │  ▲   ◀─────────────   │
            │ shutdown()/power_off()  │   resume()          │ power_off()
            │                     │  │                     │
-           │          suspend()  ▼  │ start()/resume()    │
+           │          suspend()  ▼  │ start()             │
            ├─────────────────  SUSPENDED  ◀──────────────┘ suspend()
            │   delete saved state    (state saved to disk)
            │
@@ -74,7 +74,7 @@ class PowerState(enum.StrEnum):
     SAVING = "saving"
     """Transient: memory is being written to disk (suspend)."""
     SUSPENDED = "suspended"
-    """Memory saved to disk, no process; ``start()`` (or ``resume()``) restores it."""
+    """Memory saved to disk, no process; ``start()`` restores it (``resume()`` is for PAUSED only)."""
     RESTORING = "restoring"
     """Transient: a saved state is being loaded."""
     CRASHED = "crashed"
