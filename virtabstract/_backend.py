@@ -139,6 +139,10 @@ class Backend(ABC):
         """The capabilities of this connection (defaults to the class's declaration)."""
         return self.capabilities
 
+    def unsupported_reason(self, capability: Capability) -> str:
+        """Why this connection lacks *capability*, for the UnsupportedOperation message (``""``: no reason)."""
+        return ""
+
     @property
     def native(self) -> Any:
         """The SDK's connection object (non-portable escape hatch)."""

@@ -163,7 +163,7 @@ class Hypervisor:
         if self._closed:
             raise UsageError(f"cannot {operation}: the connection to {self._url} is closed")
         if capability is not None and capability not in self._capabilities:
-            raise UnsupportedOperation(self._backend.name, operation)
+            raise UnsupportedOperation(self._backend.name, operation, self._backend.unsupported_reason(capability))
 
     def _call(
         self,
@@ -377,6 +377,8 @@ class VM:
         :param force: power off when the guest does not stop in time, instead of raising.
         :returns: which stage worked (``graceful``, ``forced`` or ``already_stopped``).
         :raises OperationTimeout: the guest did not stop and *force* is false.
+        :raises GuestAgentUnavailable: the backend needs a guest agent for a graceful shutdown, none
+            answers, and *force* is false (with *force*, the VM is powered off at once).
         """
         backend = self._hv.backend
         self._hv._require(Capability.SHUTDOWN, "shutdown")
@@ -387,7 +389,17 @@ class VM:
         if state is not PowerState.RUNNING and force:
             self.power_off()
             return ShutdownResult("forced", elapsed_s=time.monotonic() - started)
-        method = self._call("shutdown", lambda: backend.request_shutdown(self.id), Capability.SHUTDOWN, timeout=timeout)
+        try:
+            method = self._call(
+                "shutdown", lambda: backend.request_shutdown(self.id), Capability.SHUTDOWN, timeout=timeout
+            )
+        except GuestAgentUnavailable:
+            # Graceful needs the guest's cooperation (e.g. VMware Tools); none is there.
+            if not force:
+                raise
+            log.info("VM %s cannot be shut down gracefully (no guest agent); powering off", self.id)
+            self.power_off()
+            return ShutdownResult("forced", "none", time.monotonic() - started)
         try:
             self.wait_for_state(PowerState.STOPPED, timeout=timeout)
         except OperationTimeout:

@@ -1,0 +1,73 @@
+"""Facade policies that hold on every backend: shutdown escalation, capability reasons."""
+
+from dataclasses import replace
+
+import pytest
+
+import virtabstract
+from virtabstract import Backend, Capability, HostInfo, OSFamily, PluginManager, PowerState, VMInfo, hookimpl
+from virtabstract.errors import GuestAgentUnavailable, UnsupportedOperation, VMNotFound
+
+
+class NoToolsBackend(Backend):
+    """Like ESXi without VMware Tools: graceful shutdown is impossible."""
+
+    name = "notools"
+    capabilities = frozenset({Capability.SHUTDOWN, Capability.POWER_OFF})
+
+    def __init__(self, url, credentials, options):
+        super().__init__(url, credentials, options)
+        self.vm = VMInfo(id="v1", name="v", state=PowerState.RUNNING, native_state="on", cpus=1, memory_mib=64)
+
+    def close(self):
+        pass
+
+    def host_info(self):
+        return HostInfo("h", OSFamily.ESXI, 1, 64, "x", "1", self.name)
+
+    def list_vms(self):
+        return [self.vm]
+
+    def get_vm(self, vm_id):
+        if vm_id != "v1":
+            raise VMNotFound(vm_id)
+        return self.vm
+
+    def request_shutdown(self, vm_id):
+        raise GuestAgentUnavailable("VMware Tools is not running")
+
+    def power_off(self, vm_id):
+        self.vm = replace(self.vm, state=PowerState.STOPPED, native_state="off")
+
+    def unsupported_reason(self, capability):
+        return "cloning needs vCenter" if capability is Capability.CLONE else ""
+
+
+class Plugin:
+    @hookimpl
+    def virtabstract_register_backends(self, register):
+        register("notools", NoToolsBackend)
+
+
+@pytest.fixture
+def hv():
+    pm = PluginManager(autoload=False)
+    pm.register(Plugin(), name="notools-plugin")
+    with virtabstract.connect("notools://", plugin_manager=pm) as connection:
+        yield connection
+
+
+def test_shutdown_without_agent_raises_unless_forced(hv):
+    vm = hv.vms.get("v")
+    with pytest.raises(GuestAgentUnavailable):
+        vm.shutdown(timeout=1)
+    assert vm.state is PowerState.RUNNING
+    result = vm.shutdown(timeout=1, force=True)
+    assert (result.stage, result.method) == ("forced", "none")
+    assert vm.state is PowerState.STOPPED
+    assert vm.shutdown().stage == "already_stopped"
+
+
+def test_unsupported_carries_the_backends_reason(hv):
+    with pytest.raises(UnsupportedOperation, match="cloning needs vCenter"):
+        hv.vms.get("v").clone("copy")
