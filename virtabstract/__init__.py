@@ -53,7 +53,6 @@ from ._spec import CdRom, Disk, Nic, VMSpec, load_spec, spec_schema
 from ._units import format_size, parse_size
 from ._url import URL, make_url
 from ._wait import Clock, ManualClock, SystemClock, wait_until
-from .errors import BackendUnavailable, InvalidURL
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -153,14 +152,14 @@ def connect(
     unknown = sorted(set(options) - set(backend_cls.accepted_options))
     if unknown:
         accepted = ", ".join(sorted(backend_cls.accepted_options)) or "none"
-        raise InvalidURL(
+        raise errors.InvalidURL(
             f"unknown option(s) for the {backend_cls.name} backend: {', '.join(unknown)} (accepted: {accepted})"
         )
     try:
         backend_cls.import_sdk()
     except ImportError as exc:
         hint = backend_cls.install_hint or f"the SDK of the {backend_cls.name} backend"
-        raise BackendUnavailable(f"the {backend_cls.name} backend needs {hint} ({exc.name or exc})") from exc
+        raise errors.BackendUnavailable(f"the {backend_cls.name} backend needs {hint} ({exc.name or exc})") from exc
     credentials = _resolve_credentials(parsed, username, password, os.environ)
     backend = backend_cls(parsed.set(password=None), credentials, options)
     log.debug("connecting to %s with the %s backend", parsed, backend_cls.name)

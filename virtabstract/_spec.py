@@ -114,7 +114,7 @@ class _SpecBase:
             raise SpecError(path or cls._kind, "the required field(s) " + ", ".join(missing)) from exc
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the spec as plain data (sizes in MiB), suitable for JSON/YAML."""
+        """Return the spec as plain data (sizes in MiB, unset fields left out), suitable for JSON/YAML."""
         out: dict[str, Any] = {}
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
@@ -124,7 +124,8 @@ class _SpecBase:
                 value = value.to_dict()
             elif isinstance(value, Firmware):
                 value = value.value
-            out[f.name] = value
+            if value is not None:
+                out[f.name] = value
         return out
 
 
@@ -391,7 +392,7 @@ def spec_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "size": _DISK_SIZE_SCHEMA,
+            "size": {"oneOf": [*_DISK_SIZE_SCHEMA["oneOf"], {"type": "null"}]},
             "storage": {"type": ["string", "null"]},
             "path": {"type": ["string", "null"], "minLength": 1},
             "bus": {"enum": [*DISK_BUSES, None]},

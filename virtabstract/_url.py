@@ -202,4 +202,5 @@ def _split_host_port(authority: str, original: str) -> tuple[str, int | None]:
 
 def _mask_text(text: str) -> str:
     """Mask a password in raw URL text that failed to parse, for error messages."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", rf"\g<1>{MASK}@", text)
+    # Over-masking is fine here: the text is only ever shown in an error message.
+    return re.sub(r"([^/@:\s]+):[^@\s]*@", rf"\g<1>:{MASK}@", text)
