@@ -350,6 +350,11 @@ class VM:
         """The SDK's VM object: a documented, non-portable escape hatch."""
         return self._hv.backend.native_vm(self.id)
 
+    @property
+    def cached_info(self) -> VMInfo:
+        """The :class:`VMInfo` this object last read (no round trip; may be stale)."""
+        return self._info
+
     def info(self) -> VMInfo:
         """Read the VM's configuration and state now."""
         self._info = self._call("get_vm", lambda: self._hv.backend.get_vm(self.id))
