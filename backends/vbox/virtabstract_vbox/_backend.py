@@ -1,0 +1,1149 @@
+"""The VirtualBox backend (``vbox:///session``) on the VBoxManage transport.
+
+Transport selection (URL ``?transport=`` or the ``transport=`` option):
+
+* ``vboxmanage`` -- implemented here; every VirtualBox install ships VBoxManage.
+* ``api`` -- the Main API through vboxapi/pyvbox. **Not implemented in this
+  release**: asking for it raises :class:`~virtabstract.errors.BackendUnavailable`.
+* ``auto`` (default) -- VBoxManage.
+
+Honest semantics, per verb:
+
+* ``reboot`` -- VirtualBox has no guest-cooperative reboot (``controlvm reset`` is a
+  hard reset). ``reboot()`` runs the guest's own reboot command through Guest
+  Additions (``guestcontrol run``), so :attr:`Capability.REBOOT` is declared only
+  on connections with guest credentials.
+* ``suspend`` is ``controlvm savestate`` (Saved state); ``start`` restores it.
+* CPU/memory/description/tags change only while the VM is off: VBoxManage
+  ``modifyvm`` needs a write lock, which a running or saved VM holds (plan mode
+  ``needs_power_off``). Tags are stored as VirtualBox groups (``/tag``).
+* CPU limit: VirtualBox caps each vCPU at a percentage of one host CPU
+  (``--cpuexecutioncap``). ``cpu_limit_mhz = cap/100 * vCPUs * host MHz`` (host MHz
+  from ``list hostinfo``); the cap is rounded to a whole percent, so values read back
+  may differ slightly from those set. Reservations and shares do not exist
+  (:class:`~virtabstract.errors.SpecError`).
+* A snapshot of a running VM always includes memory (VirtualBox cannot take a
+  disk-only snapshot of a running VM). Whether a snapshot has memory is
+  remembered in the VM's extradata (``virtabstract/snapshot-memory/<uuid>``);
+  reverting to one restores the Saved state and starts the VM.
+* A linked clone needs a snapshot; without one, a snapshot named
+  ``linked-clone-base-<name>`` is taken on the source first (as Vagrant does).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import socket
+import tempfile
+import uuid as uuidlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+from virtabstract import (
+    URL,
+    Backend,
+    Capability,
+    ConsoleInfo,
+    Credentials,
+    Disk,
+    DiskInfo,
+    ExecResult,
+    Firmware,
+    GuestInfo,
+    HostInfo,
+    IPAddressInfo,
+    NetworkInfo,
+    Nic,
+    NicInfo,
+    OSFamily,
+    PowerState,
+    ReconfigureChange,
+    ResourceAllocation,
+    SnapshotInfo,
+    StorageInfo,
+    VMInfo,
+    VMSpec,
+    check_transition,
+    get_guest_os,
+    guest_os_from_native,
+)
+from virtabstract.errors import (
+    BackendError,
+    BackendUnavailable,
+    DeviceNotFound,
+    GuestAgentUnavailable,
+    GuestError,
+    InvalidState,
+    InvalidURL,
+    NetworkNotFound,
+    SnapshotNotFound,
+    SpecError,
+    StorageNotFound,
+    VMNotFound,
+)
+
+from ._parse import (
+    ParseError,
+    VBoxVersion,
+    parse_blocks,
+    parse_guestproperties,
+    parse_list_vms,
+    parse_machinereadable,
+    parse_snapshots,
+    parse_version,
+)
+from ._states import is_online, power_state
+from ._vboxmanage import DEFAULT_TIMEOUT, VBoxManage, find_vboxmanage, password_file
+
+__all__ = ["VBoxBackend"]
+
+log = logging.getLogger("virtabstract.vbox")
+
+TRANSPORTS = ("auto", "vboxmanage", "api")
+MAX_NICS = 8
+_C = Capability
+
+_BUS_CONTROLLERS: dict[str, tuple[str, list[str]]] = {
+    # bus -> (controller name, storagectl arguments)
+    "sata": ("SATA", ["--add", "sata", "--controller", "IntelAhci", "--portcount", "4"]),
+    "ide": ("IDE", ["--add", "ide", "--controller", "PIIX4"]),
+    "scsi": ("SCSI", ["--add", "scsi", "--controller", "LsiLogic"]),
+    "nvme": ("NVMe", ["--add", "pcie", "--controller", "NVMe", "--portcount", "4"]),
+    "virtio": ("VirtIO", ["--add", "virtio", "--controller", "VirtIO", "--portcount", "4"]),
+}
+_CONTROLLER_BUS = {name: bus for bus, (name, _) in _BUS_CONTROLLERS.items()}
+_NIC_MODELS = {"e1000": "82540EM", "virtio": "virtio", "virtio-net": "virtio", "pcnet": "Am79C973"}
+_NIC_MODEL_NAMES = {
+    "82540EM": "e1000",
+    "82543GC": "e1000",
+    "82545EM": "e1000",
+    "virtio": "virtio",
+    "Am79C970A": "pcnet",
+    "Am79C973": "pcnet",
+    "Am79C960": "pcnet",
+}
+_BOOT_DEVICES = {"disk": "disk", "cdrom": "dvd", "network": "net"}
+_BOOT_NAMES = {v: k for k, v in _BOOT_DEVICES.items()}
+_MEMORY_EXTRADATA = "virtabstract/snapshot-memory/"
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _mac_out(raw: str) -> str:
+    raw = raw.replace(":", "").lower()
+    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+
+
+def _size_mib(text: str) -> int:
+    match = re.match(r"\s*([\d.]+)\s*([KMGT]?)Bytes", text)
+    if not match:
+        return 0
+    factor = {"K": 1 / 1024, "": 1 / (1024 * 1024), "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2)]
+    return int(float(match.group(1)) * factor)
+
+
+class VBoxBackend(Backend):
+    """VirtualBox through VBoxManage. See the module docstring for the semantics of each verb."""
+
+    name: ClassVar[str] = "vbox"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        _C.CREATE, _C.DELETE, _C.UNREGISTER, _C.START, _C.SHUTDOWN, _C.POWER_OFF, _C.RESET, _C.PAUSE,
+        _C.SUSPEND, _C.RECONFIGURE, _C.RESOURCES, _C.DISKS, _C.DISK_RESIZE, _C.NICS, _C.SNAPSHOTS,
+        _C.SNAPSHOT_MEMORY, _C.CLONE, _C.LINKED_CLONE, _C.CONSOLE, _C.GUEST_INFO, _C.GUEST_EXEC,
+        _C.GUEST_FILES, _C.GUEST_NETWORK, _C.NETWORKS, _C.STORAGE,
+    })  # fmt: skip
+    accepted_options: ClassVar[Mapping[str, str]] = {
+        "transport": "auto (default), vboxmanage or api (also a URL query option)",
+        "vboxmanage": "path of the VBoxManage executable (also a URL query option)",
+        "timeout": "seconds one VBoxManage call may take (default 120)",
+        "guest_username": "guest account for Guest Additions operations (exec, files, reboot)",
+        "guest_password": "its password (passed to VBoxManage through --passwordfile)",
+    }
+    install_hint: ClassVar[str] = "VirtualBox 6.1 or later (VBoxManage), or pip install 'virtabstract-vbox[api]'"
+
+    def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
+        super().__init__(url, credentials, options)
+        if url.host or url.path not in ("", "/", "/session"):
+            raise InvalidURL(f"{url}: only the local VirtualBox is supported (vbox:///session)")
+        transport = str(self.options.get("transport") or url.option("transport") or "auto").lower()
+        if transport not in TRANSPORTS:
+            raise InvalidURL(f"transport={transport!r}: expected one of {', '.join(TRANSPORTS)}")
+        if transport == "api":
+            raise BackendUnavailable(
+                "the VirtualBox API transport (vboxapi/pyvbox over COM/XPCOM) is not implemented in this "
+                "release; use vbox:///session?transport=vboxmanage"
+            )
+        self.transport = "vboxmanage"
+        self._vboxmanage_path = self.options.get("vboxmanage") or url.option("vboxmanage")
+        self._timeout = float(self.options.get("timeout") or url.option("timeout") or DEFAULT_TIMEOUT)
+        self._vbm: VBoxManage | None = None
+        self.version = VBoxVersion(0, 0, 0)
+
+    # -- connection -----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Locate VBoxManage and read the VirtualBox version."""
+        path = find_vboxmanage(self._vboxmanage_path)
+        self._vbm = VBoxManage(path, timeout=self._timeout)
+        text = self.vbm.out("--version")
+        try:
+            self.version = parse_version(text)
+        except ParseError as exc:
+            raise BackendError(f"{path} --version printed garbage: {text.strip()[:80]!r}", orig=exc) from exc
+        if self.version.short < (6, 1):
+            raise BackendUnavailable(f"VirtualBox {self.version} is too old: the vbox backend needs 6.1 or later")
+        log.debug("VirtualBox %s via %s", self.version, path)
+
+    def close(self) -> None:
+        """Nothing to release: every VBoxManage call is its own process."""
+        self._vbm = None
+
+    @property
+    def vbm(self) -> VBoxManage:
+        """The VBoxManage runner (raises when the connection is closed)."""
+        if self._vbm is None:
+            raise BackendError("the VirtualBox connection is closed")
+        return self._vbm
+
+    @property
+    def native(self) -> Any:
+        """The :class:`~virtabstract_vbox._vboxmanage.VBoxManage` runner."""
+        return self._vbm
+
+    def native_vm(self, vm_id: str) -> Any:
+        """The VM's ``showvminfo --machinereadable`` keys (the transport has no object)."""
+        return self._showvminfo(vm_id)
+
+    def connection_capabilities(self) -> frozenset[Capability]:
+        """Adds :attr:`Capability.REBOOT` when guest credentials are configured (reboot runs in the guest)."""
+        if self._guest_user() is not None:
+            return self.capabilities | {Capability.REBOOT}
+        return self.capabilities
+
+    # -- host and inventory ---------------------------------------------------------
+
+    @cached_property
+    def _hostinfo(self) -> dict[str, str]:
+        blocks = parse_blocks(self.vbm.out("list", "hostinfo"))
+        merged: dict[str, str] = {}
+        for block in blocks:
+            merged.update(block)
+        return merged
+
+    def _host_mhz(self) -> int:
+        try:
+            return int(self._hostinfo.get("Processor#0 speed", "0").split()[0])
+        except (ValueError, IndexError):
+            return 0
+
+    def host_info(self) -> HostInfo:
+        """Host OS, CPU and memory from ``list hostinfo``; the version from ``--version``."""
+        info = self._hostinfo
+        os_text = info.get("Operating system", "").lower()
+        family = (
+            OSFamily.WINDOWS if "windows" in os_text
+            else OSFamily.MACOS if "darwin" in os_text or "mac" in os_text
+            else OSFamily.SOLARIS if "solaris" in os_text or "sunos" in os_text
+            else OSFamily.LINUX if "linux" in os_text
+            else OSFamily.OTHER
+        )  # fmt: skip
+        return HostInfo(
+            hostname=socket.gethostname(),
+            os_family=family,
+            cpu_count=int(info.get("Processor online count") or info.get("Processor count") or 0),
+            memory_mib=_size_mib(info.get("Memory size", "0").replace("MByte", "MBytes")),
+            hypervisor="VirtualBox",
+            version=str(self.version),
+            backend=self.name,
+            os_name=f"{info.get('Operating system', '')} {info.get('Operating system version', '')}".strip(),
+            cpu_model=info.get("Processor#0 description", ""),
+            cpu_mhz=self._host_mhz() or None,
+            free_memory_mib=_size_mib(info.get("Memory available", "0").replace("MByte", "MBytes")) or None,
+            api_version=f"{self.version.major}_{self.version.minor}",
+            build=self.version.revision,
+        )
+
+    def _ostypes(self) -> dict[str, str]:
+        """``list ostypes`` as ``{OSTypeId: description}`` (read once per connection)."""
+        if not hasattr(self, "_ostype_cache"):
+            blocks = parse_blocks(self.vbm.out("list", "ostypes"))
+            self._ostype_cache = {b["ID"]: b.get("Description", b["ID"]) for b in blocks if "ID" in b}
+        return self._ostype_cache
+
+    def _ostype_id(self, raw: dict[str, str]) -> str:
+        """The OSTypeId: showvminfo prints the *description* as ``ostype`` (``"Ubuntu (64-bit)"``)."""
+        if raw.get("OSTypeId"):
+            return raw["OSTypeId"]
+        shown = raw.get("ostype", "")
+        types = self._ostypes()
+        if shown in types:
+            return shown
+        for os_id, description in types.items():
+            if description == shown:
+                return os_id
+        return shown
+
+    def _hdds(self) -> dict[str, dict[str, str]]:
+        """``list hdds`` by UUID and by location (one call for every disk)."""
+        table: dict[str, dict[str, str]] = {}
+        for block in parse_blocks(self.vbm.out("list", "hdds")):
+            if "UUID" in block:
+                table[block["UUID"].lower()] = block
+            if "Location" in block:
+                table[block["Location"]] = block
+        return table
+
+    def _showvminfo(self, vm_id: str) -> dict[str, str]:
+        return parse_machinereadable(self.vbm.out("showvminfo", vm_id, "--machinereadable"))
+
+    def _vminfo(self, raw: dict[str, str], hdds: dict[str, dict[str, str]] | None) -> VMInfo:
+        native = raw.get("VMState", "")
+        ostype = self._ostype_id(raw)
+        entry = guest_os_from_native("virtualbox", ostype) if ostype else None
+        disks, cdrom = self._disks(raw, hdds)
+        groups = [g for g in raw.get("groups", "/").split(",") if g and g != "/"]
+        return VMInfo(
+            id=raw.get("UUID", "").lower(),
+            name=raw.get("name", ""),
+            state=power_state(native),
+            native_state=native,
+            cpus=int(raw.get("cpus", "1") or 1),
+            memory_mib=int(raw.get("memory", "0") or 0),
+            guest_os=entry.id if entry else None,
+            guest_os_native=ostype,
+            disks=tuple(disks),
+            nics=tuple(self._nics(raw)),
+            description=raw.get("description", ""),
+            tags=tuple(g.lstrip("/") for g in groups),
+            firmware=Firmware.UEFI if raw.get("firmware", "BIOS").upper().startswith("EFI") else Firmware.BIOS,
+            autostart=False,
+            boot_order=tuple(_BOOT_NAMES[raw[f"boot{i}"]] for i in range(1, 5) if raw.get(f"boot{i}") in _BOOT_NAMES),
+            cdrom=cdrom,
+            backend=self.name,
+        )
+
+    def _attachments(self, raw: dict[str, str]) -> Iterator[tuple[str, str, int, int, str]]:
+        """Yield ``(controller, bus, port, device, medium)`` for each occupied slot."""
+        controllers = [v for k, v in raw.items() if re.fullmatch(r"storagecontrollername\d+", k)]
+        for ctl in controllers:
+            bus = _CONTROLLER_BUS.get(ctl, "sata")
+            prefix = f"{ctl}-"
+            for key, value in raw.items():
+                if not key.startswith(prefix):
+                    continue
+                match = re.fullmatch(r"(\d+)-(\d+)", key[len(prefix) :])
+                if match and value and value != "none":
+                    yield ctl, bus, int(match.group(1)), int(match.group(2)), value
+
+    def _disks(self, raw: dict[str, str], hdds: dict[str, dict[str, str]] | None) -> tuple[list[DiskInfo], str | None]:
+        disks: list[DiskInfo] = []
+        cdrom: str | None = None
+        for ctl, bus, port, device, medium in self._attachments(raw):
+            is_dvd = (
+                f"{ctl}-IsEjected-{port}-{device}" in raw or medium == "emptydrive" or medium.lower().endswith(".iso")
+            )
+            if is_dvd:
+                if medium != "emptydrive":
+                    cdrom = medium
+                continue
+            image_uuid = raw.get(f"{ctl}-ImageUUID-{port}-{device}", "").lower()
+            block = (hdds or {}).get(image_uuid) or (hdds or {}).get(medium) or {}
+            parent = block.get("Parent UUID", "base")
+            backing = ""
+            if parent and parent != "base" and hdds is not None:
+                backing = hdds.get(parent.lower(), {}).get("Location", parent)
+            disks.append(
+                DiskInfo(
+                    id=f"{ctl}-{port}-{device}",
+                    size_mib=_size_mib(block.get("Capacity", "0 MBytes")),
+                    path=medium,
+                    storage="default",
+                    bus=bus,
+                    format=block.get("Storage format", Path(medium).suffix.lstrip(".").upper()),
+                    thin="fixed" not in block.get("Format variant", "").lower(),
+                    backing=backing,
+                )
+            )
+        return disks, cdrom
+
+    def _nics(self, raw: dict[str, str]) -> list[NicInfo]:
+        nics: list[NicInfo] = []
+        for slot in range(1, MAX_NICS + 1):
+            mode = raw.get(f"nic{slot}", "none")
+            if mode in ("none", "null", ""):
+                continue
+            kind, network = {
+                "nat": ("nat", "default"),
+                "bridged": ("bridge", raw.get(f"bridgeadapter{slot}", "")),
+                "hostonly": ("hostonly", raw.get(f"hostonlyadapter{slot}", "")),
+                "intnet": ("internal", raw.get(f"intnet{slot}", "")),
+                "natnetwork": ("nat", raw.get(f"nat-network{slot}", "")),
+            }.get(mode, (mode, ""))
+            nics.append(
+                NicInfo(
+                    id=f"nic{slot}",
+                    mac=_mac_out(raw.get(f"macaddress{slot}", "")),
+                    network=network,
+                    kind=kind,
+                    model=_NIC_MODEL_NAMES.get(raw.get(f"nictype{slot}", ""), raw.get(f"nictype{slot}", "")),
+                    connected=raw.get(f"cableconnected{slot}", "on") == "on",
+                )
+            )
+        return nics
+
+    def list_vms(self) -> list[VMInfo]:
+        """``list vms`` then ``showvminfo`` per VM (VBoxManage has no bulk machine-readable listing)."""
+        hdds = self._hdds()
+        found = []
+        for _name, vm_uuid in parse_list_vms(self.vbm.out("list", "vms")):
+            try:
+                found.append(self._vminfo(self._showvminfo(vm_uuid), hdds))
+            except VMNotFound:
+                continue  # deleted meanwhile
+        return found
+
+    def get_vm(self, vm_id: str) -> VMInfo:
+        """One VM by UUID (or name, which VBoxManage also accepts)."""
+        return self._vminfo(self._showvminfo(vm_id), self._hdds())
+
+    def find_vms_by_name(self, name: str) -> list[VMInfo]:
+        """VMs named exactly *name* (VirtualBox allows duplicates)."""
+        hdds: dict[str, dict[str, str]] | None = None
+        found = []
+        for vm_name, vm_uuid in parse_list_vms(self.vbm.out("list", "vms")):
+            if vm_name == name:
+                hdds = hdds if hdds is not None else self._hdds()
+                found.append(self._vminfo(self._showvminfo(vm_uuid), hdds))
+        return found
+
+    def get_state(self, vm_id: str) -> tuple[PowerState, str]:
+        """The state from one ``showvminfo``."""
+        native = self._showvminfo(vm_id).get("VMState", "")
+        return power_state(native), native
+
+    def _check(self, vm_id: str, operation: str) -> dict[str, str]:
+        raw = self._showvminfo(vm_id)
+        check_transition(operation, power_state(raw.get("VMState", "")), raw.get("name", ""))
+        return raw
+
+    def list_networks(self) -> list[NetworkInfo]:
+        """The default NAT, NAT networks, host-only and bridgeable host interfaces."""
+        nets = [NetworkInfo(name="default", id="nat", kind="nat")]
+        for block in parse_blocks(self.vbm.out("list", "natnetworks")):
+            name = block.get("NetworkName") or block.get("Name", "")
+            if name:
+                enabled = (block.get("Enabled") or "Yes").lower() in ("yes", "true", "1")
+                nets.append(NetworkInfo(name=name, id=f"natnetwork:{name}", kind="nat", active=enabled,
+                                        cidr=block.get("Network", "")))  # fmt: skip
+        for block in parse_blocks(self.vbm.out("list", "hostonlyifs")):
+            if "Name" in block:
+                cidr = ""
+                if block.get("IPAddress") and block.get("NetworkMask"):
+                    prefix = sum(bin(int(o)).count("1") for o in block["NetworkMask"].split("."))
+                    cidr = f"{block['IPAddress']}/{prefix}"
+                nets.append(
+                    NetworkInfo(
+                        name=block["Name"],
+                        id=f"hostonly:{block['Name']}",
+                        kind="hostonly",
+                        active=block.get("Status", "Up") == "Up",
+                        bridge=block["Name"],
+                        cidr=cidr,
+                    )
+                )
+        for block in parse_blocks(self.vbm.out("list", "bridgedifs")):
+            if "Name" in block:
+                nets.append(
+                    NetworkInfo(
+                        name=block["Name"],
+                        id=f"bridged:{block['Name']}",
+                        kind="bridge",
+                        active=block.get("Status", "Up") == "Up",
+                        bridge=block["Name"],
+                    )
+                )
+        return nets
+
+    def _default_folder(self) -> str:
+        for block in parse_blocks(self.vbm.out("list", "systemproperties")):
+            if "Default machine folder" in block:
+                return block["Default machine folder"]
+        return str(Path.home() / "VirtualBox VMs")
+
+    def list_storage(self) -> list[StorageInfo]:
+        """One pool, ``default``: the default machine folder (VirtualBox keeps disks beside each VM)."""
+        folder = self._default_folder()
+        capacity = free = None
+        try:
+            usage = shutil.disk_usage(folder)
+            capacity, free = usage.total // 2**20, usage.free // 2**20
+        except OSError:
+            pass
+        return [StorageInfo(name="default", id="default", kind="directory", capacity_mib=capacity,
+                            free_mib=free, path=folder)]  # fmt: skip
+
+    # -- create / delete ------------------------------------------------------------
+
+    def _ostype_for(self, os_id: str) -> str:
+        entry = get_guest_os(os_id)
+        known = self._ostypes()
+        for candidate in (entry.virtualbox, entry.virtualbox_fallback):
+            if candidate in known:
+                return candidate
+        raise SpecError(
+            "guest_os",
+            f"a guest OS this VirtualBox {self.version} knows",
+            os_id,
+            hint=f"neither {entry.virtualbox} nor {entry.virtualbox_fallback} is in 'VBoxManage list ostypes'",
+        )
+
+    def _nic_args(self, slot: int, nic: Nic, nets: list[NetworkInfo] | None = None) -> list[str]:
+        nets = nets if nets is not None else self.list_networks()
+        by_kind = {(n.kind, n.name) for n in nets}
+        natnets = {n.name for n in nets if n.id.startswith("natnetwork:")}
+        hostonly = {n.name for n in nets if n.kind == "hostonly"}
+        kind, net = nic.kind, nic.network
+        if kind == "network":
+            if net in ("default", "nat") or net in natnets:
+                kind = "nat"
+            elif net in hostonly:
+                kind = "hostonly"
+            elif ("bridge", net) in by_kind:
+                kind = "bridge"
+            else:
+                raise NetworkNotFound(f"VirtualBox has no network {net!r} (see list_networks())")
+        if kind == "nat":
+            args = (
+                [f"--nic{slot}", "nat"]
+                if net in ("default", "nat")
+                else [f"--nic{slot}", "natnetwork", f"--nat-network{slot}", net]
+            )
+            if net not in ("default", "nat") and net not in natnets:
+                raise NetworkNotFound(f"VirtualBox has no NAT network {net!r}")
+        elif kind == "hostonly":
+            if net not in hostonly:
+                raise NetworkNotFound(f"VirtualBox has no host-only interface {net!r}")
+            args = [f"--nic{slot}", "hostonly", f"--hostonlyadapter{slot}", net]
+        elif kind == "bridge":
+            if ("bridge", net) not in by_kind:
+                raise NetworkNotFound(f"the host has no bridgeable interface {net!r}")
+            args = [f"--nic{slot}", "bridged", f"--bridgeadapter{slot}", net]
+        else:
+            args = [f"--nic{slot}", "intnet", f"--intnet{slot}", net]
+        model = nic.model or "e1000"
+        if model not in _NIC_MODELS:
+            raise SpecError("model", f"one of {', '.join(sorted(_NIC_MODELS))} on VirtualBox", model)
+        args += [f"--nictype{slot}", _NIC_MODELS[model], f"--cableconnected{slot}", "on" if nic.connected else "off"]
+        if nic.mac:
+            args += [f"--macaddress{slot}", nic.mac.replace(":", "").upper()]
+        return args
+
+    def _check_storage(self, disk: Disk, path: str) -> None:
+        if disk.storage not in (None, "default"):
+            raise StorageNotFound(f"VirtualBox has one storage pool, 'default'; {disk.storage!r} does not exist")
+        if disk.bus is not None and disk.bus not in _BUS_CONTROLLERS:
+            raise SpecError(f"{path}.bus", f"one of {', '.join(_BUS_CONTROLLERS)}", disk.bus)
+
+    def create_vm(self, spec: VMSpec) -> VMInfo:
+        """Run createvm --register, modifyvm, storagectl, createmedium, storageattach; roll back on failure."""
+        ostype = self._ostype_for(spec.guest_os)
+        if spec.secure_boot:
+            raise SpecError("secure_boot", "false (the vbox backend does not set up Secure Boot keys)", True)
+        if spec.autostart:
+            raise SpecError("autostart", "false (the vbox backend does not manage the autostart service)", True)
+        if len(spec.nics) > MAX_NICS:
+            raise SpecError("nics", f"at most {MAX_NICS} NICs", len(spec.nics))
+        disks = [d if isinstance(d, Disk) else Disk.from_dict(d) for d in spec.disks]
+        nics = [n if isinstance(n, Nic) else Nic.from_dict(n) for n in spec.nics]
+        for i, disk in enumerate(disks):
+            self._check_storage(disk, f"disks[{i}]")
+        nets = self.list_networks() if nics else []
+        nic_args: list[str] = []
+        for i, nic in enumerate(nics):
+            try:
+                nic_args += self._nic_args(i + 1, nic, nets)
+            except SpecError as err:
+                raise err.within(f"nics[{i}]") from None
+        vm_uuid = str(uuidlib.uuid4())
+        self.vbm.out("createvm", "--name", spec.name, "--ostype", ostype, "--register", "--uuid", vm_uuid)
+        created_media: list[str] = []
+        try:
+            args = ["modifyvm", vm_uuid, "--cpus", str(spec.cpus), "--memory", str(spec.memory_mib),
+                    "--firmware", "efi" if spec.firmware is Firmware.UEFI else "bios"]  # fmt: skip
+            if spec.description:
+                args += ["--description", spec.description]
+            if spec.tags:
+                args += ["--groups", ",".join("/" + t for t in spec.tags)]
+            order = [_BOOT_DEVICES[d] for d in spec.boot_order] + ["none"] * 4
+            for i in range(4):
+                args += [f"--boot{i + 1}", order[i]]
+            if spec.graphics != "none":
+                args += ["--vrde", "on", "--vrdeaddress", "127.0.0.1", "--vrdeport", "5000-5099"]
+            for slot in range(len(nics) + 1, MAX_NICS + 1):
+                args += [f"--nic{slot}", "none"]
+            self.vbm.out(*args, *nic_args)
+            folder = str(Path(self._showvminfo(vm_uuid).get("CfgFile", "")).parent)
+            for i, disk in enumerate(disks):
+                self._attach_disk(vm_uuid, spec.name, folder, disk, i, created_media)
+            if spec.cdrom is not None:
+                iso = getattr(spec.cdrom, "iso", None)
+                self._ensure_controller(vm_uuid, "ide")
+                self.vbm.out("storageattach", vm_uuid, "--storagectl", "IDE", "--port", "1", "--device", "0",
+                             "--type", "dvddrive", "--medium", iso or "emptydrive")  # fmt: skip
+        except BaseException:
+            log.warning("creating VM %r failed; rolling back", spec.name)
+            self._rollback(vm_uuid, created_media)
+            raise
+        return self.get_vm(vm_uuid)
+
+    def _rollback(self, vm_uuid: str, media: list[str]) -> None:
+        try:
+            self.vbm.run(["unregistervm", vm_uuid, "--delete"], check=False)
+        finally:
+            for path in media:
+                self.vbm.run(["closemedium", "disk", path, "--delete"], check=False)
+
+    def _ensure_controller(self, vm_uuid: str, bus: str, raw: dict[str, str] | None = None) -> str:
+        name, args = _BUS_CONTROLLERS[bus]
+        raw = raw if raw is not None else self._showvminfo(vm_uuid)
+        existing = {v for k, v in raw.items() if re.fullmatch(r"storagecontrollername\d+", k)}
+        if name not in existing:
+            self.vbm.out("storagectl", vm_uuid, "--name", name, *args)
+        return name
+
+    def _free_port(self, raw: dict[str, str], controller: str) -> int:
+        used = {port for ctl, _b, port, _d, _m in self._attachments(raw) if ctl == controller}
+        port = 0
+        while port in used:
+            port += 1
+        return port
+
+    def _attach_disk(
+        self, vm_uuid: str, vm_name: str, folder: str, disk: Disk, index: int, created: list[str]
+    ) -> DiskInfo:
+        bus = disk.bus or "sata"
+        raw = self._showvminfo(vm_uuid)
+        controller = self._ensure_controller(vm_uuid, bus, raw)
+        raw = self._showvminfo(vm_uuid)
+        port = self._free_port(raw, controller)
+        if disk.path:
+            path = disk.path
+        else:
+            base = disk.name or f"{vm_name}-disk{index}"
+            path = str(Path(folder) / (base if base.endswith((".vdi", ".vmdk", ".vhd")) else base + ".vdi"))
+            self.vbm.out("createmedium", "disk", "--filename", path, "--size", str(disk.size_mib),
+                         "--format", "VDI", "--variant", "Standard" if disk.thin else "Fixed")  # fmt: skip
+            created.append(path)
+        self.vbm.out("storageattach", vm_uuid, "--storagectl", controller, "--port", str(port), "--device", "0",
+                     "--type", "hdd", "--medium", path)  # fmt: skip
+        if created and created[-1] == path:
+            created.pop()  # attached: unregistervm --delete removes it from now on
+        return DiskInfo(id=f"{controller}-{port}-0", size_mib=disk.size_mib or 0, path=path, storage="default",
+                        bus=bus, format="VDI", thin=disk.thin)  # fmt: skip
+
+    def _require_off(self, vm_id: str, operation: str) -> dict[str, str]:
+        raw = self._showvminfo(vm_id)
+        native = raw.get("VMState", "")
+        if is_online(native):
+            raise InvalidState(
+                f"cannot {operation} VM {raw.get('name', vm_id)!r} while it is {power_state(native).value}",
+                state=power_state(native),
+                operation=operation,
+            )
+        return raw
+
+    def delete_vm(self, vm_id: str, *, delete_disks: bool) -> None:
+        """``unregistervm --delete``; without disks, hard disks are detached (and kept) first."""
+        raw = self._require_off(vm_id, "delete")
+        if not delete_disks:
+            for snap in reversed(parse_snapshots(raw)):
+                self.vbm.out("snapshot", vm_id, "delete", snap.uuid)
+            raw = self._showvminfo(vm_id)
+            kept = []
+            for ctl, _bus, port, device, medium in list(self._attachments(raw)):
+                if f"{ctl}-IsEjected-{port}-{device}" in raw or medium == "emptydrive" or medium.endswith(".iso"):
+                    continue
+                self.vbm.out("storageattach", vm_id, "--storagectl", ctl, "--port", str(port),
+                             "--device", str(device), "--medium", "none")  # fmt: skip
+                kept.append(medium)
+            self.vbm.out("unregistervm", vm_id, "--delete")
+            for medium in kept:
+                self.vbm.run(["closemedium", "disk", medium], check=False)
+            return
+        self.vbm.out("unregistervm", vm_id, "--delete")
+
+    def unregister_vm(self, vm_id: str) -> None:
+        """``unregistervm`` (files stay on disk)."""
+        self._require_off(vm_id, "unregister")
+        self.vbm.out("unregistervm", vm_id)
+
+    # -- power ----------------------------------------------------------------------
+
+    def start(self, vm_id: str) -> None:
+        """``startvm --type headless`` (restores a saved state)."""
+        self._check(vm_id, "start")
+        self.vbm.out("startvm", vm_id, "--type", "headless")
+
+    def request_shutdown(self, vm_id: str) -> str:
+        """Press the ACPI power button (``controlvm acpipowerbutton``)."""
+        self._check(vm_id, "shutdown")
+        self.vbm.out("controlvm", vm_id, "acpipowerbutton")
+        return "acpi"
+
+    def power_off(self, vm_id: str) -> None:
+        """``controlvm poweroff``; an Aborted-Saved VM has its saved state discarded."""
+        raw = self._check(vm_id, "power_off")
+        native = raw.get("VMState", "")
+        if native == "aborted-saved":
+            self.vbm.out("discardstate", vm_id)
+        elif native == "aborted":
+            log.info("VM %s is aborted: its process is already gone", vm_id)
+        else:
+            self.vbm.out("controlvm", vm_id, "poweroff")
+
+    def reset(self, vm_id: str) -> None:
+        """``controlvm reset`` (hard)."""
+        self._check(vm_id, "reset")
+        self.vbm.out("controlvm", vm_id, "reset")
+
+    def reboot(self, vm_id: str) -> None:
+        """Run the guest's reboot command through Guest Additions (VirtualBox has no graceful reboot)."""
+        raw = self._check(vm_id, "reboot")
+        entry = guest_os_from_native("virtualbox", self._ostype_id(raw))
+        if entry is not None and entry.family is OSFamily.WINDOWS:
+            argv = ["C:\\Windows\\System32\\shutdown.exe", "/r", "/t", "0"]
+        else:
+            argv = ["/sbin/shutdown", "-r", "now"]
+        result = self.guest_exec(vm_id, argv, stdin=None, timeout=60, env={})
+        if result.exit_code != 0:
+            raise GuestError(f"the guest refused to reboot (exit {result.exit_code}): {result.stderr.strip()[:200]}")
+
+    def pause(self, vm_id: str) -> None:
+        """``controlvm pause``."""
+        self._check(vm_id, "pause")
+        self.vbm.out("controlvm", vm_id, "pause")
+
+    def resume(self, vm_id: str) -> None:
+        """``controlvm resume``."""
+        self._check(vm_id, "resume")
+        self.vbm.out("controlvm", vm_id, "resume")
+
+    def suspend(self, vm_id: str) -> None:
+        """``controlvm savestate`` (to disk; ``start`` restores)."""
+        self._check(vm_id, "suspend")
+        self.vbm.out("controlvm", vm_id, "savestate")
+
+    # -- configuration --------------------------------------------------------------
+
+    def plan_reconfigure(self, vm_id: str, changes: Mapping[str, Any]) -> list[ReconfigureChange]:
+        """Offline when the VM is off; ``needs_power_off`` otherwise (modifyvm needs the write lock)."""
+        raw = self._showvminfo(vm_id)
+        info = self._vminfo(raw, None)
+        offline = info.state in (PowerState.STOPPED, PowerState.CRASHED) and not is_online(info.native_state)
+        if info.native_state in ("aborted-saved",):
+            offline = False
+        mode = "offline" if offline else "needs_power_off"
+        return [ReconfigureChange(field, getattr(info, field), new, mode) for field, new in changes.items()]
+
+    def apply_reconfigure(self, vm_id: str, changes: Sequence[ReconfigureChange]) -> None:
+        """One ``modifyvm`` with every change."""
+        args: list[str] = []
+        for change in changes:
+            if change.mode != "offline":
+                raise InvalidState(
+                    f"cannot apply {change.field} ({change.mode}) on VirtualBox", operation="reconfigure"
+                )
+            if change.field == "cpus":
+                args += ["--cpus", str(change.new)]
+            elif change.field == "memory_mib":
+                args += ["--memory", str(change.new)]
+            elif change.field == "description":
+                args += ["--description", str(change.new)]
+            elif change.field == "tags":
+                args += ["--groups", ",".join("/" + t for t in change.new) or "/"]
+        if args:
+            self.vbm.out("modifyvm", vm_id, *args)
+
+    def _cap_to_mhz(self, cap: int, cpus: int) -> int | None:
+        mhz = self._host_mhz()
+        if cap >= 100 or not mhz:
+            return None
+        return round(cap * cpus * mhz / 100)
+
+    def get_resources(self, vm_id: str) -> ResourceAllocation:
+        """The CPU execution cap as ``cpu_limit_mhz``; VirtualBox has no other entitlement."""
+        raw = self._showvminfo(vm_id)
+        cap = int(raw.get("cpuexecutioncap", "100") or 100)
+        return ResourceAllocation(cpu_limit_mhz=self._cap_to_mhz(cap, int(raw.get("cpus", "1") or 1)))
+
+    def set_resources(self, vm_id: str, resources: ResourceAllocation) -> ResourceAllocation:
+        """Set ``--cpuexecutioncap`` (``controlvm cpuexecutioncap`` when running)."""
+        for name in ("cpu_reservation_mhz", "cpu_shares", "memory_limit_mib", "memory_reservation_mib",
+                     "memory_shares", "disk_weight"):  # fmt: skip
+            if getattr(resources, name) is not None:
+                raise SpecError(name, "None: VirtualBox has no such entitlement", getattr(resources, name))
+        raw = self._showvminfo(vm_id)
+        cpus = int(raw.get("cpus", "1") or 1)
+        limit = resources.cpu_limit_mhz
+        if limit is None:
+            cap = 100
+        else:
+            mhz = self._host_mhz()
+            if not mhz:
+                raise SpecError("cpu_limit_mhz", "None", limit, hint="the host CPU speed is unknown")
+            cap = math.ceil(limit * 100 / (cpus * mhz))
+            if not 1 <= cap <= 100:
+                raise SpecError("cpu_limit_mhz", f"1 to {cpus * mhz} MHz ({cpus} vCPUs x {mhz} MHz)", limit)
+        if is_online(raw.get("VMState", "")):
+            self.vbm.out("controlvm", vm_id, "cpuexecutioncap", str(cap))
+        else:
+            self.vbm.out("modifyvm", vm_id, "--cpuexecutioncap", str(cap))
+        return self.get_resources(vm_id)
+
+    def add_disk(self, vm_id: str, disk: Disk) -> DiskInfo:
+        """Createmedium + storageattach (VM off: VirtualBox hot-plugs only SATA ports marked hot-pluggable)."""
+        raw = self._require_off(vm_id, "add a disk to")
+        self._check_storage(disk, "disk")
+        folder = str(Path(raw.get("CfgFile", "")).parent)
+        count = sum(1 for _ in self._disks(raw, None)[0])
+        name = disk.name or f"{raw.get('name', 'vm')}-disk{count}-{uuidlib.uuid4().hex[:6]}"
+        created: list[str] = []
+        try:
+            added = self._attach_disk(
+                vm_id,
+                raw.get("name", ""),
+                folder,
+                disk.__class__(
+                    size=disk.size, path=disk.path, bus=disk.bus, thin=disk.thin, name=name if not disk.path else None
+                )
+                if not disk.name
+                else disk,
+                count,
+                created,
+            )
+        finally:
+            for path in created:
+                self.vbm.run(["closemedium", "disk", path, "--delete"], check=False)
+        for info in self.get_vm(vm_id).disks:
+            if info.id == added.id:
+                return info
+        return added
+
+    def _find_disk(self, vm_id: str, disk_id: str) -> DiskInfo:
+        for disk in self.get_vm(vm_id).disks:
+            if disk_id in (disk.id, disk.path):
+                return disk
+        raise DeviceNotFound(f"VM {vm_id} has no disk {disk_id!r}")
+
+    def remove_disk(self, vm_id: str, disk_id: str, *, delete: bool) -> None:
+        """Storageattach --medium none, then closemedium (--delete when asked)."""
+        self._require_off(vm_id, "remove a disk from")
+        disk = self._find_disk(vm_id, disk_id)
+        ctl, port, device = disk.id.rsplit("-", 2)
+        self.vbm.out("storageattach", vm_id, "--storagectl", ctl, "--port", port, "--device", device,
+                     "--medium", "none")  # fmt: skip
+        args = ["closemedium", "disk", disk.path] + (["--delete"] if delete else [])
+        self.vbm.run(args, check=False)
+
+    def resize_disk(self, vm_id: str, disk_id: str, size_mib: int) -> DiskInfo:
+        """``modifymedium disk --resize`` (VDI/VHD; grows only)."""
+        disk = self._find_disk(vm_id, disk_id)
+        self.vbm.out("modifymedium", "disk", disk.path, "--resize", str(size_mib))
+        return self._find_disk(vm_id, disk.id)
+
+    def _find_nic(self, raw: dict[str, str], nic_id: str) -> NicInfo:
+        wanted = nic_id.lower()
+        for nic in self._nics(raw):
+            if wanted in (nic.id, nic.mac, nic.mac.replace(":", "")):
+                return nic
+        raise DeviceNotFound(f"VM {raw.get('name', '')!r} has no NIC {nic_id!r}")
+
+    def add_nic(self, vm_id: str, nic: Nic) -> NicInfo:
+        """``modifyvm --nicN`` in the first free slot (VM off)."""
+        raw = self._require_off(vm_id, "add a NIC to")
+        used = {int(n.id[3:]) for n in self._nics(raw)}
+        free = [s for s in range(1, MAX_NICS + 1) if s not in used]
+        if not free:
+            raise InvalidState(f"VM already has {MAX_NICS} NICs", operation="add_nic")
+        self.vbm.out("modifyvm", vm_id, *self._nic_args(free[0], nic))
+        return self._find_nic(self._showvminfo(vm_id), f"nic{free[0]}")
+
+    def remove_nic(self, vm_id: str, nic_id: str) -> None:
+        """``modifyvm --nicN none`` (VM off)."""
+        raw = self._require_off(vm_id, "remove a NIC from")
+        nic = self._find_nic(raw, nic_id)
+        self.vbm.out("modifyvm", vm_id, f"--{nic.id}", "none")
+
+    def update_nic(self, vm_id: str, nic_id: str, *, network: str | None, connected: bool | None) -> NicInfo:
+        """Link state live (``controlvm setlinkstateN``) or offline; the network offline."""
+        raw = self._showvminfo(vm_id)
+        nic = self._find_nic(raw, nic_id)
+        slot = int(nic.id[3:])
+        online = is_online(raw.get("VMState", ""))
+        if network is not None and network != nic.network:
+            if online:
+                raise InvalidState(
+                    "VirtualBox changes a NIC's network only while the VM is off", operation="update_nic"
+                )
+            kind = "network" if nic.kind in ("nat", "network") else nic.kind
+            args = self._nic_args(
+                slot, Nic(network=network, kind=kind, model=nic.model or None, connected=nic.connected)
+            )
+            self.vbm.out("modifyvm", vm_id, *[a for a in args if not a.startswith("--macaddress")])
+        if connected is not None:
+            if online:
+                self.vbm.out("controlvm", vm_id, f"setlinkstate{slot}", "on" if connected else "off")
+            else:
+                self.vbm.out("modifyvm", vm_id, f"--cableconnected{slot}", "on" if connected else "off")
+        return self._find_nic(self._showvminfo(vm_id), nic.id)
+
+    # -- snapshots and clones -------------------------------------------------------
+
+    def _memory_snapshots(self, vm_id: str) -> set[str]:
+        out = self.vbm.out("getextradata", vm_id, "enumerate")
+        found = set()
+        for match in re.finditer(r"Key: " + re.escape(_MEMORY_EXTRADATA) + r"(\S+), Value: 1", out):
+            found.add(match.group(1).lower())
+        return found
+
+    def list_snapshots(self, vm_id: str) -> list[SnapshotInfo]:
+        """The tree from showvminfo's ``SnapshotName…``/``SnapshotUUID…`` keys, parents first."""
+        raw = self._showvminfo(vm_id)
+        nodes = parse_snapshots(raw)
+        memory = self._memory_snapshots(vm_id) if nodes else set()
+        return [
+            SnapshotInfo(
+                id=n.uuid,
+                name=n.name,
+                vm_id=raw.get("UUID", vm_id).lower(),
+                parent_id=n.parent_uuid,
+                description=n.description,
+                vm_state=PowerState.RUNNING if n.uuid in memory else PowerState.STOPPED,
+                has_memory=n.uuid in memory,
+                is_current=n.is_current,
+                children_ids=tuple(n.children),
+            )
+            for n in nodes
+        ]
+
+    def _snapshot(self, vm_id: str, snapshot_id: str) -> SnapshotInfo:
+        for snap in self.list_snapshots(vm_id):
+            if snap.id == snapshot_id.lower():
+                return snap
+        raise SnapshotNotFound(f"VM {vm_id} has no snapshot with id {snapshot_id!r}")
+
+    def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
+        """``snapshot take`` (``--live`` for a running VM, which always includes memory)."""
+        if quiesce:
+            self.unsupported("snapshot quiesce", "VirtualBox cannot quiesce guest file systems")
+        raw = self._showvminfo(vm_id)
+        online = is_online(raw.get("VMState", ""))
+        if online and not memory:
+            raise InvalidState(
+                "VirtualBox cannot take a disk-only snapshot of a running VM: pass memory=True or power it off",
+                state=power_state(raw.get("VMState", "")),
+                operation="snapshot_create",
+            )
+        args = ["snapshot", vm_id, "take", name]
+        if description:
+            args += ["--description", description]
+        if online:
+            args.append("--live")
+        out = self.vbm.out(*args)
+        match = _UUID_RE.search(out)
+        if not match:
+            raise BackendError(f"VBoxManage snapshot take printed no UUID: {out.strip()[:200]!r}")
+        snap_id = match.group(0).lower()
+        if online:
+            self.vbm.out("setextradata", vm_id, _MEMORY_EXTRADATA + snap_id, "1")
+        return self._snapshot(vm_id, snap_id)
+
+    def revert_snapshot(self, vm_id: str, snapshot_id: str) -> None:
+        """``snapshot restore`` (VM off); a memory snapshot leaves it Saved, so it is started."""
+        self._require_off(vm_id, "revert")
+        snap = self._snapshot(vm_id, snapshot_id)
+        self.vbm.out("snapshot", vm_id, "restore", snap.id)
+        if snap.has_memory and self.get_state(vm_id)[1] == "saved":
+            self.vbm.out("startvm", vm_id, "--type", "headless")
+
+    def delete_snapshot(self, vm_id: str, snapshot_id: str, *, children: bool) -> None:
+        """``snapshot delete`` (descendants first when *children*)."""
+        snaps = {s.id: s for s in self.list_snapshots(vm_id)}
+        target = snaps.get(snapshot_id.lower())
+        if target is None:
+            raise SnapshotNotFound(f"VM {vm_id} has no snapshot with id {snapshot_id!r}")
+        order: list[str] = []
+        if children:
+
+            def walk(sid: str) -> None:
+                for child in snaps[sid].children_ids:
+                    walk(child)
+                    order.append(child)
+
+            walk(target.id)
+        for sid in [*order, target.id]:
+            self.vbm.out("snapshot", vm_id, "delete", sid)
+            self.vbm.run(["setextradata", vm_id, _MEMORY_EXTRADATA + sid], check=False)
+
+    def clone_vm(self, vm_id: str, name: str, *, linked: bool, snapshot_id: str | None) -> VMInfo:
+        """``clonevm --register`` (``--options link --snapshot`` for a linked clone); new MACs."""
+        new_uuid = str(uuidlib.uuid4())
+        args = ["clonevm", vm_id, "--name", name, "--register", "--uuid", new_uuid, "--mode", "machine"]
+        if linked and snapshot_id is None:
+            snapshot_id = self.create_snapshot(
+                vm_id,
+                f"linked-clone-base-{name}",
+                description="",
+                memory=is_online(self.get_state(vm_id)[1]),
+                quiesce=False,
+            ).id
+        if snapshot_id is not None:
+            args += ["--snapshot", snapshot_id]
+        if linked:
+            args += ["--options", "link"]
+        try:
+            self.vbm.out(*args)
+        except VMNotFound:
+            raise
+        except Exception:
+            self.vbm.run(["unregistervm", new_uuid, "--delete"], check=False)
+            raise
+        return self.get_vm(new_uuid)
+
+    # -- console and guest ----------------------------------------------------------
+
+    def console(self, vm_id: str) -> ConsoleInfo:
+        """VRDE (RDP) address and port from showvminfo."""
+        raw = self._showvminfo(vm_id)
+        if raw.get("vrde", "off") != "on":
+            raise InvalidState(
+                f"VRDE is disabled on VM {raw.get('name', vm_id)!r} (VBoxManage modifyvm <vm> --vrde on)",
+                operation="console",
+            )
+        port_text = raw.get("vrdeport", "") or raw.get("vrdeports", "")
+        port: int | None = None
+        if port_text.isdigit() and int(port_text) > 0:
+            port = int(port_text)
+        elif re.match(r"^\d+", port_text):
+            port = int(re.match(r"^\d+", port_text).group(0))  # type: ignore[union-attr]
+        host = raw.get("vrdeaddress", "") or "127.0.0.1"
+        return ConsoleInfo(protocol="rdp", host="127.0.0.1" if host == "0.0.0.0" else host, port=port,  # noqa: S104
+                           url=f"rdp://{host}:{port}" if port else "")  # fmt: skip
+
+    def _guest_props(self, vm_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+        raw = self._showvminfo(vm_id)
+        if power_state(raw.get("VMState", "")) is not PowerState.RUNNING:
+            raise GuestAgentUnavailable(
+                f"VM {raw.get('name', vm_id)!r} is {raw.get('VMState', '?')}: Guest Additions answer only when running"
+            )
+        props = parse_guestproperties(self.vbm.out("guestproperty", "enumerate", vm_id))
+        return raw, {k: v.value for k, v in props.items()}
+
+    def guest_info(self, vm_id: str) -> GuestInfo:
+        """From ``/VirtualBox/GuestAdd/*`` and ``/VirtualBox/GuestInfo/OS/*`` properties."""
+        raw, props = self._guest_props(vm_id)
+        version = props.get("/VirtualBox/GuestAdd/Version") or raw.get("GuestAdditionsVersion", "").split(" ")[0]
+        if not version:
+            raise GuestAgentUnavailable(f"VM {raw.get('name', vm_id)!r}: Guest Additions are not running")
+        run_level = int(raw.get("GuestAdditionsRunLevel", "1") or 0)
+        product = props.get("/VirtualBox/GuestInfo/OS/Product", "")
+        family = OSFamily.WINDOWS if "windows" in product.lower() else OSFamily.LINUX if product else OSFamily.OTHER
+        return GuestInfo(
+            agent="guest-additions",
+            agent_version=version,
+            ready=run_level >= 1,
+            os_family=family,
+            os_name=product,
+            os_version=props.get("/VirtualBox/GuestInfo/OS/Version", ""),
+            kernel=props.get("/VirtualBox/GuestInfo/OS/Release", ""),
+            hostname=props.get("/VirtualBox/GuestInfo/Net/Hostname", "")
+            or props.get("/VirtualBox/GuestInfo/OS/Hostname", ""),
+        )
+
+    def guest_ip_addresses(self, vm_id: str) -> list[IPAddressInfo]:
+        """``/VirtualBox/GuestInfo/Net/<n>/V4/IP`` (and ``/V6/IP`` when published), with netmask and MAC."""
+        _raw, props = self._guest_props(vm_id)
+        if "/VirtualBox/GuestAdd/Version" not in props and not any(
+            k.startswith("/VirtualBox/GuestInfo/Net/") for k in props
+        ):
+            raise GuestAgentUnavailable(f"VM {vm_id}: Guest Additions publish no network information")
+        found: list[IPAddressInfo] = []
+        count = int(props.get("/VirtualBox/GuestInfo/Net/Count", "0") or 0)
+        for n in range(count):
+            base = f"/VirtualBox/GuestInfo/Net/{n}"
+            mac = _mac_out(props.get(f"{base}/MAC", ""))
+            for family in ("V4", "V6"):
+                address = props.get(f"{base}/{family}/IP")
+                if not address:
+                    continue
+                prefix: int | None = None
+                mask = props.get(f"{base}/{family}/Netmask", "")
+                if family == "V4" and mask.count(".") == 3:
+                    prefix = sum(bin(int(o)).count("1") for o in mask.split(".") if o.isdigit())
+                elif mask.isdigit():
+                    prefix = int(mask)
+                found.append(
+                    IPAddressInfo(address=address, prefix=prefix, interface=f"net{n}", mac=mac, source="agent")
+                )
+        return found
+
+    def _guest_user(self) -> tuple[str, str] | None:
+        user = self.options.get("guest_username") or self.credentials.username
+        if not user:
+            return None
+        secret = self.options.get("guest_password")
+        if secret is None and self.credentials.password is not None:
+            secret = self.credentials.password.reveal()
+        return str(user), "" if secret is None else str(getattr(secret, "reveal", lambda: secret)())
+
+    @contextmanager
+    def _guest_auth(self) -> Iterator[list[str]]:
+        user = self._guest_user()
+        if user is None:
+            raise GuestError(
+                "Guest Additions operations need a guest account: connect(..., guest_username=..., guest_password=...)"
+            )
+        with password_file(user[1]) as path:
+            yield ["--username", user[0], "--passwordfile", path]
+
+    def guest_exec(
+        self, vm_id: str, argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mapping[str, str]
+    ) -> ExecResult:
+        """``guestcontrol run --exe … --wait-stdout --wait-stderr`` (no stdin: VBoxManage cannot feed it)."""
+        if stdin:
+            self.unsupported("guest_exec with stdin", "VBoxManage guestcontrol run cannot feed standard input")
+        self._guest_props(vm_id)
+        with self._guest_auth() as auth:
+            args = ["guestcontrol", vm_id, "run", *auth, "--exe", argv[0], "--timeout", str(int(timeout * 1000)),
+                    "--wait-stdout", "--wait-stderr"]  # fmt: skip
+            for key, value in env.items():
+                args += ["--putenv", f"{key}={value}"]
+            args += ["--", *argv]
+            code, out, err = self.vbm.run(args, timeout=timeout + 30, check=False)
+        if code != 0 and re.search(r"^VBoxManage(?:\.exe)?: error:", err, re.M):
+            from ._errors import map_vboxmanage_failure
+
+            raise map_vboxmanage_failure(args[:3], code, err)
+        return ExecResult(exit_code=code, stdout=out, stderr=err, argv=tuple(argv))
+
+    def guest_read_file(self, vm_id: str, path: str) -> bytes:
+        """``guestcontrol copyfrom`` into a private temp dir, then read it."""
+        self._guest_props(vm_id)
+        with tempfile.TemporaryDirectory(prefix="virtabstract-vbox-") as tmp, self._guest_auth() as auth:
+            target = os.path.join(tmp, "data")
+            self.vbm.out("guestcontrol", vm_id, "copyfrom", *auth, path, target)
+            return Path(target).read_bytes()
+
+    def guest_write_file(self, vm_id: str, path: str, data: bytes) -> None:
+        """Write a private temp file, then ``guestcontrol copyto``."""
+        self._guest_props(vm_id)
+        with tempfile.TemporaryDirectory(prefix="virtabstract-vbox-") as tmp, self._guest_auth() as auth:
+            source = os.path.join(tmp, "data")
+            Path(source).write_bytes(data)
+            self.vbm.out("guestcontrol", vm_id, "copyto", *auth, source, path)

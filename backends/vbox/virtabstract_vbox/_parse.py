@@ -1,0 +1,245 @@
+r"""Parsers for VBoxManage's output formats (one module, table-tested).
+
+Formats handled (VirtualBox 6.1 to 7.x):
+
+* ``showvminfo --machinereadable`` / ``snapshot list --machinereadable``: ``key=value``
+  lines. Keys are bare or quoted (``"SATA Controller-0-0"="/x.vdi"``); string values
+  are quoted with ``\\"`` and ``\\\\`` escaped (VBoxManageInfo.cpp
+  ``outputMachineReadableString``); numbers are bare. Snapshot names and
+  descriptions are printed with ``%ls``, *not* escaped, and may span lines.
+* ``list vms`` / ``list runningvms``: ``"name" {uuid}`` (names not escaped).
+* ``list ostypes``, ``list hostonlyifs``, ``list natnetworks``, ``list hostinfo``:
+  blank-line separated ``Key: value`` records.
+* ``guestproperty enumerate``: 6.1 ``Name: k, value: v, timestamp: n, flags: f``;
+  7.x ``k = 'v' @ 2023-01-01T00:00:00.000000000Z [flags]``.
+* ``--version``: ``7.0.14r161095`` (distribution builds: ``6.1.50_Ubuntur161033``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "GuestProperty",
+    "ParseError",
+    "SnapshotNode",
+    "VBoxVersion",
+    "parse_blocks",
+    "parse_guestproperties",
+    "parse_list_vms",
+    "parse_machinereadable",
+    "parse_snapshots",
+    "parse_version",
+]
+
+
+class ParseError(ValueError):
+    """Output that does not have the documented format."""
+
+
+_RAW_KEYS = re.compile(r"^(?:Current)?Snapshot(?:Name|Description)(?:-[\d-]+)?$")
+
+
+def _read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read a backslash-escaped quoted string starting at ``text[start] == '"'``; return (value, end)."""
+    out: list[str] = []
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            return "".join(out), i + 1
+        out.append(ch)
+        i += 1
+    raise ParseError("unterminated quoted string")
+
+
+def parse_machinereadable(text: str) -> dict[str, str]:
+    """Parse ``--machinereadable`` output into an ordered ``{key: value}`` dict (values unquoted).
+
+    Lines without ``=`` (warnings, progress) are ignored. A quoted value that does
+    not close on its line continues on the next lines (unescaped descriptions).
+    """
+    result: dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.strip() or "=" not in line:
+            continue
+        if line.startswith('"'):
+            try:
+                key, pos = _read_quoted(line, 0)
+            except ParseError:
+                continue
+            if pos >= len(line) or line[pos] != "=":
+                continue
+            rest = line[pos + 1 :]
+        else:
+            key, _, rest = line.partition("=")
+            key = key.strip()
+        if not rest.startswith('"'):
+            result[key] = rest.strip()
+            continue
+        if _RAW_KEYS.match(key):
+            # Printed with %ls: no escaping. The value ends at the last quote of a line.
+            body = rest[1:]
+            while not body.endswith('"') and i < len(lines):
+                body += "\n" + lines[i]
+                i += 1
+            result[key] = body[:-1] if body.endswith('"') else body
+            continue
+        try:
+            value, end = _read_quoted(rest, 0)
+            if rest[end:].strip():
+                raise ParseError("text after the closing quote")
+        except ParseError:
+            # Unescaped or multi-line value: join lines until one ends with a quote.
+            body = rest[1:]
+            while not body.endswith('"') and i < len(lines):
+                body += "\n" + lines[i]
+                i += 1
+            value = body[:-1] if body.endswith('"') else body
+        result[key] = value
+    return result
+
+
+_VM_LINE = re.compile(r'^"(.*)" \{([0-9a-fA-F-]{36})\}\s*$')
+
+
+def parse_list_vms(text: str) -> list[tuple[str, str]]:
+    """Parse ``list vms`` / ``list runningvms`` into ``[(name, uuid)]``; inaccessible VMs keep their marker name."""
+    found: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        match = _VM_LINE.match(line)
+        if match:
+            found.append((match.group(1), match.group(2).lower()))
+    return found
+
+
+def parse_blocks(text: str) -> list[dict[str, str]]:
+    """Parse blank-line separated ``Key: value`` records (``list ostypes``, ``list hostonlyifs`` …).
+
+    The key is everything before the first ``:``; lines without one (sub-headers,
+    indented mappings) are ignored. Keys keep their case and inner spaces.
+    """
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        if line[:1].isspace() or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        if not value.strip() and key.strip().endswith(("Information", "Networks")):
+            continue  # section headers such as "Host Information:" or "NAT Networks:"
+        current.setdefault(key.strip(), value.strip())
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+@dataclass(frozen=True)
+class VBoxVersion:
+    """A VirtualBox version as printed by ``VBoxManage --version``."""
+
+    major: int
+    minor: int
+    patch: int
+    revision: str = ""
+    suffix: str = ""
+
+    @property
+    def short(self) -> tuple[int, int]:
+        """``(major, minor)``."""
+        return (self.major, self.minor)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)([^r\s]*?)(?:r(\d+))?\s*$")
+
+
+def parse_version(text: str) -> VBoxVersion:
+    """Parse ``--version`` output; warning lines before the version are skipped."""
+    for line in reversed(text.strip().splitlines()):
+        match = _VERSION.match(line.strip())
+        if match:
+            return VBoxVersion(
+                int(match.group(1)), int(match.group(2)), int(match.group(3)), match.group(5) or "", match.group(4)
+            )
+    raise ParseError(f"not a VirtualBox version: {text.strip()[:80]!r}")
+
+
+@dataclass(frozen=True)
+class GuestProperty:
+    """One guest property."""
+
+    name: str
+    value: str
+    timestamp: str = ""
+    flags: str = ""
+
+
+_GP_61 = re.compile(r"^Name: (.*?), value: (.*), timestamp: (\d+), flags: ?(.*)$")
+_GP_7 = re.compile(r"^(/\S*)\s*=\s*'(.*)'(?:\s*@\s*(\S+))?(?:\s*\[(.*)\])?\s*$")
+
+
+def parse_guestproperties(text: str) -> dict[str, GuestProperty]:
+    """Parse ``guestproperty enumerate`` output of 6.1 or 7.x into ``{name: GuestProperty}``."""
+    props: dict[str, GuestProperty] = {}
+    for line in text.splitlines():
+        line = line.rstrip()
+        match = _GP_61.match(line) or _GP_7.match(line)
+        if match:
+            name, value, stamp, flags = match.groups()
+            props[name] = GuestProperty(name, value, stamp or "", (flags or "").strip())
+    return props
+
+
+@dataclass
+class SnapshotNode:
+    """A snapshot as read from the machine-readable keys."""
+
+    name: str
+    uuid: str
+    path: str
+    """The key suffix: ``""`` for the root, ``"-1"``, ``"-1-2"`` … for descendants."""
+    description: str = ""
+    parent_uuid: str | None = None
+    children: list[str] = field(default_factory=list)
+    is_current: bool = False
+
+
+def parse_snapshots(info: dict[str, str]) -> list[SnapshotNode]:
+    """Build the snapshot tree from ``SnapshotName[-i-j…]`` / ``SnapshotUUID…`` keys, parents first."""
+    nodes: dict[str, SnapshotNode] = {}
+    for key, value in info.items():
+        if not key.startswith("SnapshotName"):
+            continue
+        suffix = key[len("SnapshotName") :]
+        if suffix and not re.fullmatch(r"(?:-\d+)+", suffix):
+            continue
+        uuid = info.get("SnapshotUUID" + suffix, "").lower()
+        if not uuid:
+            continue
+        nodes[suffix] = SnapshotNode(value, uuid, suffix, info.get("SnapshotDescription" + suffix, ""))
+    current = info.get("CurrentSnapshotUUID", "").lower()
+    ordered = sorted(nodes.values(), key=lambda n: (n.path.count("-"), [int(p) for p in n.path.split("-")[1:]]))
+    for node in ordered:
+        if node.path:
+            parent = nodes.get(node.path.rsplit("-", 1)[0])
+            if parent is not None:
+                node.parent_uuid = parent.uuid
+                parent.children.append(node.uuid)
+        node.is_current = node.uuid == current
+    return ordered

@@ -1,0 +1,950 @@
+"""A fake ``VBoxManage`` for the vbox backend's tests (run as a script).
+
+State lives in the JSON file named by ``VBOX_FAKE_STATE`` (locked with ``fcntl`` so
+parallel invocations serialise). The ``profile`` key selects VirtualBox 6.1, 7.0 or
+7.1 behaviour: ``--version`` text, ``aborted-saved`` (7.x only), ``createvm`` flags
+(``--cipher``… from 7.0, ``--platform-architecture`` from 7.1), the
+``guestproperty enumerate`` line format and version-dependent showvminfo keys.
+
+Reproduced from VirtualBox's documented behaviour (not verified against a real
+VirtualBox here): ``--machinereadable`` escaping (``\\"``, ``\\\\``, quoted keys,
+unescaped snapshot names), the stderr triplet ``error:``/``Details: code …``/
+``Context:`` with exit status 1 (2 for syntax errors), the machine state machine,
+write-lock failures of ``modifyvm``/``storagectl``/``storageattach`` on a running VM,
+snapshots, linked clones, guest properties and ``guestcontrol``.
+
+Fault knobs in the state file: ``faults.hang`` (command name → sleeps an hour),
+``faults.garbage`` (command name → prints nonsense and exits 0), ``vms[id].locked``
+(a phantom session holds the lock), ``vms[id].guest.acpi`` (False: ACPI is ignored),
+``vms[id].guest.additions`` (False: no Guest Additions), ``acpi_delay`` (seconds
+before an ACPI shutdown completes). ``violations`` records secrets seen on a
+command line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+import uuid as uuidlib
+from pathlib import Path
+from typing import Any, NoReturn
+
+VERSIONS = {"6.1": "6.1.50r161033", "7.0": "7.0.20r163906", "7.1": "7.1.4r165100"}
+_TERMINAL_ONLINE = ("running", "paused", "gurumeditation", "livesnapshotting", "onlinesnapshotting")
+
+
+class Fail(Exception):
+    def __init__(self, lines: list[str], code: str = "", rc: int = 1, context: str = "") -> None:
+        super().__init__(lines[0] if lines else "")
+        self.lines, self.code, self.rc, self.context = lines, code, rc, context
+
+
+CODES = {
+    "VBOX_E_OBJECT_NOT_FOUND": "0x80bb0001",
+    "VBOX_E_INVALID_VM_STATE": "0x80bb0002",
+    "VBOX_E_FILE_ERROR": "0x80bb0004",
+    "VBOX_E_IPRT_ERROR": "0x80bb0005",
+    "VBOX_E_INVALID_OBJECT_STATE": "0x80bb0007",
+    "E_INVALIDARG": "0x80070057",
+}
+
+
+def fail(msg: str, code: str = "", context: str = "") -> NoReturn:
+    raise Fail([msg], code, 1, context)
+
+
+def syntax(msg: str) -> NoReturn:
+    raise Fail([msg], "", 2)
+
+
+def esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class Fake:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.s = state
+        self.profile: str = state.setdefault("profile", "7.0")
+        self.v7 = self.profile != "6.1"
+        state.setdefault("vms", {})
+        state.setdefault("media", {})
+        state.setdefault("violations", [])
+        state.setdefault("faults", {})
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.now = time.time()
+        for vm in state["vms"].values():
+            pending = vm.get("pending")
+            if pending and pending[1] <= self.now:
+                vm["state"] = pending[0]
+                vm.pop("pending")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def p(self, text: str = "") -> None:
+        self.out.append(text)
+
+    def vm(self, ref: str) -> dict[str, Any]:
+        vms = self.s["vms"]
+        if ref.lower() in vms:
+            return vms[ref.lower()]  # type: ignore[no-any-return]
+        for vm in vms.values():
+            if vm["name"] == ref:
+                return vm  # type: ignore[no-any-return]
+        what = "with UUID" if len(ref) == 36 and ref.count("-") == 4 else "named"
+        fail(
+            f"Could not find a registered machine {what} '{ref}'",
+            "VBOX_E_OBJECT_NOT_FOUND",
+            'FindMachine(Bstr(VMNameOrUuid).raw(), machine.asOutParam())" at line 2789 of file VBoxManageInfo.cpp',
+        )
+
+    def online(self, vm: dict[str, Any]) -> bool:
+        return vm["state"] in _TERMINAL_ONLINE or vm.get("locked", False)
+
+    def write_lock(self, vm: dict[str, Any]) -> None:
+        """modifyvm/storagectl/storageattach take a write lock: fails when a session holds the VM."""
+        if self.online(vm) or vm.get("locked"):
+            fail(
+                f"The machine '{vm['name']}' is already locked for a session (or being unlocked)",
+                "VBOX_E_INVALID_OBJECT_STATE",
+                '"LockMachine(a->session, LockType_Write)" at line 554 of file VBoxManageModifyVM.cpp',
+            )
+
+    def mutable(self, vm: dict[str, Any]) -> None:
+        self.write_lock(vm)
+        if vm["state"] in ("saved", "aborted-saved"):
+            fail("The machine is not mutable (state is Saved)", "VBOX_E_INVALID_VM_STATE")
+
+    def not_running(self, vm: dict[str, Any]) -> NoReturn:
+        fail(f"Machine '{vm['name']}' is not currently running")
+
+    def opts(self, args: list[str], known: dict[str, bool]) -> tuple[dict[str, str], list[str]]:
+        """Parse ``--opt value`` / ``--opt=value`` / flags; ``known`` maps option → takes a value."""
+        parsed: dict[str, str] = {}
+        rest: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg.startswith("--"):
+                name, eq, val = arg.partition("=")
+                if name not in known:
+                    syntax(f"Unknown option: {name}")
+                if known[name] and not eq:
+                    i += 1
+                    if i >= len(args):
+                        syntax(f"Missing value for {name}")
+                    val = args[i]
+                parsed[name] = val if known[name] else "1"
+            else:
+                rest.append(arg)
+            i += 1
+        return parsed, rest
+
+    # -- commands ------------------------------------------------------------------------
+
+    def run(self, argv: list[str]) -> int:
+        if not argv:
+            syntax("No command given")
+        cmd = argv[0]
+        if cmd in self.s["faults"].get("hang", []):
+            time.sleep(3600)
+        if cmd in self.s["faults"].get("garbage", []):
+            self.p("\x00\x01 this is not VBoxManage output {{{")
+            return 0
+        if "--password" in argv:
+            self.s["violations"].append(f"--password on the command line of {cmd}")
+        handler = getattr(self, "cmd_" + cmd.lstrip("-").replace("-", "_"), None)
+        if handler is None:
+            syntax(f"Invalid command '{cmd}'")
+        result = handler(argv[1:])
+        return int(result or 0)
+
+    def cmd_version(self, args: list[str]) -> None:
+        self.p(VERSIONS[self.profile])
+
+    cmd_v = cmd_version
+
+    def cmd_list(self, args: list[str]) -> None:
+        what = [a for a in args if not a.startswith("-")]
+        kind = what[0] if what else ""
+        if kind in ("vms", "runningvms"):
+            for vm in self.s["vms"].values():
+                if kind == "vms" or vm["state"] in _TERMINAL_ONLINE:
+                    name = "<inaccessible>" if vm.get("inaccessible") else vm["name"]
+                    self.p(f'"{name}" {{{vm["uuid"]}}}')
+        elif kind == "ostypes":
+            for os_id, desc in sorted(ostypes(self.profile).items()):
+                self.p(f"ID:          {os_id}")
+                self.p(f"Description: {desc}")
+                self.p("Family ID:   Linux")
+                self.p("Family Desc: Linux")
+                self.p("64 bit:      true")
+                if self.profile == "7.1":
+                    self.p("Architecture: x86")
+                self.p()
+        elif kind == "hostinfo":
+            self.p("Host Information:")
+            self.p()
+            self.p("Host time: 2024-05-01T10:00:00.000000000Z")
+            self.p("Processor online count: 4")
+            self.p("Processor count: 4")
+            self.p("Processor online core count: 2")
+            self.p("Processor core count: 2")
+            self.p("Processor supports HW virtualization: yes")
+            self.p("Processor#0 speed: 2000")
+            self.p("Processor#0 description: Fake(R) CPU @ 2.00GHz")
+            self.p("Memory size: 16000 MByte")
+            self.p("Memory available: 9000 MByte")
+            self.p("Operating system: Linux")
+            self.p("Operating system version: 6.1.0-18-amd64")
+        elif kind == "hostonlyifs":
+            for name, ip in self.s.get("hostonlyifs", {"vboxnet0": "192.168.56.1"}).items():
+                for line in (
+                    f"Name:            {name}",
+                    "GUID:            786f6276-656e-4074-8000-0a0027000000",
+                    "DHCP:            Disabled",
+                    f"IPAddress:       {ip}",
+                    "NetworkMask:     255.255.255.0",
+                    "IPV6Address:     fe80::800:27ff:fe00:0",
+                    "IPV6NetworkMaskPrefixLength: 64",
+                    "HardwareAddress: 0a:00:27:00:00:00",
+                    "MediumType:      Ethernet",
+                    "Wireless:        No",
+                    "Status:          Up",
+                    f"VBoxNetworkName: HostInterfaceNetworking-{name}",
+                    "",
+                ):
+                    self.p(line)
+        elif kind == "bridgedifs":
+            for line in ("Name:            eth0", "GUID:            00000000-0000-0000-0000-000000000001",
+                         "DHCP:            Disabled", "IPAddress:       10.0.0.5", "NetworkMask:     255.255.255.0",
+                         "MediumType:      Ethernet", "Status:          Up",
+                         "VBoxNetworkName: HostInterfaceNetworking-eth0", ""):  # fmt: skip
+                self.p(line)
+        elif kind == "natnetworks":
+            nets = self.s.get("natnetworks", {"NatNetwork": "10.0.2.0/24"})
+            if self.v7:
+                self.p("NAT Networks:")
+                self.p()
+            for name, cidr in nets.items():
+                if self.v7:
+                    lines = [f"Name:         {name}", f"Network:      {cidr}", "Gateway:      10.0.2.1",
+                             "DHCP Server:  Yes", "IPv6:         No", "Enabled:      Yes"]  # fmt: skip
+                else:
+                    lines = [f"NetworkName:    {name}", "IP:             10.0.2.1", f"Network:        {cidr}",
+                             "IPv6 Enabled:   No", "IPv6 Prefix:    fd17:625c:f037:2::/64", "DHCP Enabled:   Yes",
+                             "Enabled:        Yes"]  # fmt: skip
+                for line in [*lines, "loopback mappings (ipv4)", "        127.0.0.1=2", ""]:
+                    self.p(line)
+            if self.v7:
+                self.p(f"{len(nets)} network{'s' if len(nets) != 1 else ''} found")
+        elif kind == "systemproperties":
+            self.p(f"API version:                     {self.profile.replace('.', '_')}")
+            self.p(f"Default machine folder:          {self.s['machine_folder']}")
+        elif kind == "hdds":
+            for med in self.s["media"].values():
+                self.p(f"UUID:           {med['uuid']}")
+                self.p(f"Parent UUID:    {med.get('parent') or 'base'}")
+                self.p("State:          created")
+                self.p("Type:           normal (base)")
+                self.p(f"Location:       {med['path']}")
+                self.p("Storage format: VDI")
+                self.p(f"Capacity:       {med['size']} MBytes")
+                self.p("Encryption:     disabled")
+                self.p()
+        else:
+            syntax(f"Invalid parameter '{kind}'")
+
+    def showvminfo_lines(self, vm: dict[str, Any]) -> list[str]:
+        lines = [
+            f'name="{esc(vm["name"])}"',
+            f'groups="{esc(",".join(vm.get("groups") or ["/"]))}"',
+            f'ostype="{esc(ostypes(self.profile).get(vm["ostype"], vm["ostype"]))}"',
+            f'UUID="{vm["uuid"]}"',
+            f'CfgFile="{esc(vm["cfg"])}"',
+            f'SnapFldr="{esc(str(Path(vm["cfg"]).parent / "Snapshots"))}"',
+            f'LogFldr="{esc(str(Path(vm["cfg"]).parent / "Logs"))}"',
+            f'hardwareuuid="{vm["uuid"]}"',
+            f"memory={vm['memory']}",
+            'pagefusion="off"' if not self.v7 else "vram=16",
+            f"cpuexecutioncap={vm.get('cap', 100)}",
+            'hpet="off"',
+            'chipset="piix3"',
+            f'firmware="{vm.get("firmware", "BIOS")}"',
+            f"cpus={vm['cpus']}",
+        ]
+        if self.profile == "7.1":
+            lines.insert(4, 'platformArchitecture="x86"')
+        for i in range(4):
+            boot = vm.get("boot", ["floppy", "dvd", "disk", "none"])
+            lines.append(f'boot{i + 1}="{boot[i] if i < len(boot) else "none"}"')
+        lines.append(f'VMState="{vm["state"]}"')
+        lines.append('VMStateChangeTime="2024-05-01T10:00:00.000000000"')
+        for n, (ctl, c) in enumerate(vm.get("controllers", {}).items()):
+            lines += [f'storagecontrollername{n}="{esc(ctl)}"', f'storagecontrollertype{n}="{c["type"]}"',
+                      f"storagecontrollerinstance{n}=\"0\"", f'storagecontrollermaxportcount{n}="30"',
+                      f'storagecontrollerportcount{n}="{c["ports"]}"', f'storagecontrollerbootable{n}="on"']  # fmt: skip  # noqa: E501  # noqa: E501
+            for port in range(int(c["ports"])):
+                for dev in range(2 if c["bus"] == "ide" else 1):
+                    key = f"{ctl}-{port}-{dev}"
+                    att = vm.get("attachments", {}).get(key)
+                    if att is None:
+                        lines.append(f'"{esc(key)}"="none"')
+                        continue
+                    lines.append(f'"{esc(key)}"="{esc(att["medium"])}"')
+                    if att["type"] == "dvddrive":
+                        lines.append(f'"{esc(ctl)}-IsEjected-{port}-{dev}"="off"')
+                    else:
+                        med = self.s["media"].get(att["medium"])
+                        if med:
+                            lines.append(f'"{esc(ctl)}-ImageUUID-{port}-{dev}"="{med["uuid"]}"')
+                        if self.v7:
+                            lines.append(f'"{esc(ctl)}-nonrotational-{port}-{dev}"="off"')
+        for slot in range(1, 9):
+            nic = vm.get("nics", {}).get(str(slot))
+            if not nic or nic.get("mode", "none") == "none":
+                lines.append(f'nic{slot}="none"')
+                continue
+            mode = nic["mode"]
+            if mode == "nat":
+                lines.append(f'natnet{slot}="nat"')
+            lines.append(f'macaddress{slot}="{nic["mac"]}"')
+            lines.append(f'cableconnected{slot}="{nic.get("cable", "on")}"')
+            lines.append(f'nic{slot}="{mode}"')
+            for opt in ("bridgeadapter", "hostonlyadapter", "intnet", "nat-network"):
+                if opt in nic:
+                    lines.append(f'{opt}{slot}="{esc(nic[opt])}"')
+            lines.append(f'nictype{slot}="{nic.get("type", "82540EM")}"')
+            lines.append(f'nicspeed{slot}="0"')
+        lines.append(f'vrde="{vm.get("vrde", "off")}"')
+        if vm.get("vrde") == "on":
+            lines.append(f'vrdeports="{vm.get("vrdeports", "3389")}"')
+            lines.append(f'vrdeaddress="{vm.get("vrdeaddress", "0.0.0.0")}"')
+            if vm["state"] in _TERMINAL_ONLINE:
+                lines.append(f"vrdeport={5000 + list(self.s['vms']).index(vm['uuid'])}")
+        if vm.get("description"):
+            lines.append(f'description="{esc(vm["description"])}"')
+        lines += self.snapshot_lines(vm)
+        if vm["state"] in _TERMINAL_ONLINE and vm["guest"].get("additions", True):
+            lines.append(f"GuestAdditionsRunLevel={vm['guest'].get('runlevel', 2)}")
+            lines.append(f'GuestAdditionsVersion="{VERSIONS[self.profile].replace("r", " r")}"')
+        return lines
+
+    def snapshot_lines(self, vm: dict[str, Any]) -> list[str]:
+        snaps = vm.get("snapshots", [])
+        by_parent: dict[str | None, list[dict[str, Any]]] = {}
+        for snap in snaps:
+            by_parent.setdefault(snap["parent"], []).append(snap)
+        lines: list[str] = []
+
+        def emit(snap: dict[str, Any], suffix: str) -> None:
+            # Names and descriptions are printed with %ls: NOT escaped.
+            lines.append(f'SnapshotName{suffix}="{snap["name"]}"')
+            lines.append(f'SnapshotUUID{suffix}="{snap["uuid"]}"')
+            if snap.get("description"):
+                lines.append(f'SnapshotDescription{suffix}="{snap["description"]}"')
+            if snap["uuid"] == vm.get("current"):
+                lines.append(f'CurrentSnapshotName="{snap["name"]}"')
+                lines.append(f'CurrentSnapshotUUID="{snap["uuid"]}"')
+                lines.append(f'CurrentSnapshotNode="SnapshotName{suffix}"')
+            for i, child in enumerate(by_parent.get(snap["uuid"], []), 1):
+                emit(child, f"{suffix}-{i}")
+
+        for root in by_parent.get(None, []):
+            emit(root, "")
+        return lines
+
+    def cmd_showvminfo(self, args: list[str]) -> None:
+        opts, rest = self.opts(args, {"--machinereadable": False, "--details": False, "--log": True})
+        if not rest:
+            syntax("Missing VM name")
+        vm = self.vm(rest[0])
+        if "--machinereadable" not in opts:
+            self.p(f"Name:            {vm['name']}")
+            self.p(f"State:           {vm['state']}")
+            return
+        for line in self.showvminfo_lines(vm):
+            self.p(line)
+
+    def cmd_createvm(self, args: list[str]) -> None:
+        known = {"--name": True, "--ostype": True, "--register": False, "--uuid": True, "--basefolder": True,
+                 "--groups": True, "--default": False}  # fmt: skip
+        if self.v7:
+            known.update({"--cipher": True, "--password-id": True, "--password": True})
+        if self.profile == "7.1":
+            known["--platform-architecture"] = True
+        opts, _ = self.opts(args, known)
+        name = opts.get("--name") or syntax("Missing --name")
+        ostype = opts.get("--ostype", "Other")
+        if ostype not in ostypes(self.profile):
+            fail(f"Guest OS type '{ostype}' is invalid", "VBOX_E_OBJECT_NOT_FOUND")
+        vm_uuid = (opts.get("--uuid") or str(uuidlib.uuid4())).lower()
+        if vm_uuid in self.s["vms"]:
+            fail(f"A machine with UUID {{{vm_uuid}}} is already registered", "VBOX_E_OBJECT_IN_USE")
+        folder = Path(opts.get("--basefolder") or self.s["machine_folder"]) / name
+        cfg = folder / f"{name}.vbox"
+        if cfg.exists():
+            fail(f"Machine settings file '{cfg}' already exists", "VBOX_E_FILE_ERROR",
+                 '"CreateMachine(...)" at line 341 of file VBoxManageMisc.cpp')  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg.write_text("<VirtualBox/>")
+        self.s["vms"][vm_uuid] = {
+            "uuid": vm_uuid, "name": name, "ostype": ostype, "cfg": str(cfg), "cpus": 1, "memory": 128,
+            "state": "poweroff", "nics": {"1": {"mode": "nat", "mac": mac(), "type": "82540EM"}},
+            "controllers": {}, "attachments": {}, "snapshots": [], "current": None, "extradata": {},
+            "guest": {"additions": True, "acpi": True, "files": None, "props": {}},
+        }  # fmt: skip
+        self.p(f"Virtual machine '{name}' is created and registered.")
+        self.p(f"UUID: {vm_uuid}")
+        self.p(f"Settings file: '{cfg}'")
+
+    def cmd_modifyvm(self, args: list[str]) -> None:
+        if not args:
+            syntax("Missing VM")
+        vm = self.vm(args[0])
+        known = {"--cpus": True, "--memory": True, "--cpuexecutioncap": True, "--description": True,
+                 "--firmware": True, "--groups": True, "--ostype": True, "--vrde": True, "--vrdeport": True,
+                 "--vrdeaddress": True, "--name": True}  # fmt: skip
+        for slot in range(1, 9):
+            for opt in ("nic", "nictype", "macaddress", "cableconnected", "bridgeadapter", "hostonlyadapter",
+                        "intnet", "nat-network"):  # fmt: skip
+                known[f"--{opt}{slot}"] = True
+        for i in range(1, 5):
+            known[f"--boot{i}"] = True
+        opts, _ = self.opts(args[1:], known)
+        self.mutable(vm)
+        for key, val in opts.items():
+            if key == "--cpus":
+                vm["cpus"] = int(val)
+            elif key == "--memory":
+                vm["memory"] = int(val)
+            elif key == "--cpuexecutioncap":
+                if not 1 <= int(val) <= 100:
+                    fail(f"Invalid CPU execution cap value: {val}", "E_INVALIDARG")
+                vm["cap"] = int(val)
+            elif key == "--description":
+                vm["description"] = val
+            elif key == "--firmware":
+                vm["firmware"] = {"efi": "EFI", "bios": "BIOS"}[val]
+            elif key == "--groups":
+                vm["groups"] = val.split(",")
+            elif key == "--vrde":
+                vm["vrde"] = val
+            elif key == "--vrdeport":
+                vm["vrdeports"] = val
+            elif key == "--vrdeaddress":
+                vm["vrdeaddress"] = val
+            elif key.startswith("--boot"):
+                boot = vm.setdefault("boot", ["floppy", "dvd", "disk", "none"])
+                boot[int(key[-1]) - 1] = val
+            else:
+                opt, slot = key[2:].rstrip("0123456789"), key[2:][len(key[2:].rstrip("0123456789")) :]
+                nic = vm["nics"].setdefault(slot, {"mode": "none", "mac": mac(), "type": "82540EM"})
+                if opt == "nic":
+                    if val == "none":
+                        vm["nics"][slot] = {"mode": "none", "mac": nic["mac"]}
+                        continue
+                    nic["mode"] = val
+                    for stale in ("bridgeadapter", "hostonlyadapter", "intnet", "nat-network"):
+                        nic.pop(stale, None)
+                elif opt == "nictype":
+                    nic["type"] = val
+                elif opt == "macaddress":
+                    nic["mac"] = val.upper()
+                elif opt == "cableconnected":
+                    nic["cable"] = val
+                elif opt == "hostonlyadapter" and val not in self.s.get("hostonlyifs", {"vboxnet0": ""}):
+                    fail(f"Could not find a host-only network interface named '{val}'", "E_INVALIDARG")
+                else:
+                    nic[opt] = val
+
+    def cmd_storagectl(self, args: list[str]) -> None:
+        vm = self.vm(args[0])
+        opts, _ = self.opts(args[1:], {"--name": True, "--add": True, "--controller": True, "--portcount": True,
+                                       "--bootable": True, "--remove": False})  # fmt: skip
+        self.write_lock(vm)
+        name = opts["--name"]
+        if "--remove" in opts:
+            vm["controllers"].pop(name, None)
+            return
+        if name in vm["controllers"]:
+            fail(f"Storage controller named '{name}' already exists", "VBOX_E_OBJECT_IN_USE")
+        bus = opts.get("--add", "sata")
+        vm["controllers"][name] = {"bus": bus, "type": opts.get("--controller", "IntelAhci"),
+                                   "ports": int(opts.get("--portcount", "2" if bus == "ide" else "1"))}  # fmt: skip
+
+    def cmd_storageattach(self, args: list[str]) -> None:
+        vm = self.vm(args[0])
+        opts, _ = self.opts(args[1:], {"--storagectl": True, "--port": True, "--device": True, "--type": True,
+                                       "--medium": True, "--mtype": True})  # fmt: skip
+        self.write_lock(vm)
+        ctl = vm["controllers"].get(opts["--storagectl"])
+        if ctl is None:
+            fail(f"Could not find a controller named '{opts['--storagectl']}'", "VBOX_E_OBJECT_NOT_FOUND")
+        port = int(opts.get("--port", "0"))
+        if port >= ctl["ports"]:
+            ctl["ports"] = port + 1
+        key = f"{opts['--storagectl']}-{port}-{opts.get('--device', '0')}"
+        medium = opts.get("--medium", "none")
+        if medium == "none":
+            vm["attachments"].pop(key, None)
+            return
+        kind = opts.get("--type", "hdd")
+        if kind == "hdd":
+            if medium not in self.s["media"]:
+                med = self.find_medium(medium)
+                if med is None:
+                    if not Path(medium).exists():
+                        fail(f"Could not find file for the medium '{medium}' (VERR_FILE_NOT_FOUND)",
+                             "VBOX_E_FILE_ERROR")  # fmt: skip
+                    self.s["media"][medium] = {"uuid": str(uuidlib.uuid4()), "path": medium, "size": 1}
+                else:
+                    medium = med["path"]
+            for other in self.s["vms"].values():
+                for att in other["attachments"].values():
+                    if att["medium"] == medium and other is not vm:
+                        fail(f"Medium '{medium}' is already attached to machine '{other['name']}'",
+                             "VBOX_E_OBJECT_IN_USE")  # fmt: skip
+        vm["attachments"][key] = {"type": kind, "medium": medium}
+
+    def find_medium(self, ref: str) -> dict[str, Any] | None:
+        for med in self.s["media"].values():
+            if ref in (med["uuid"], med["path"]):
+                return med  # type: ignore[no-any-return]
+        return None
+
+    def cmd_createmedium(self, args: list[str]) -> None:
+        opts, _rest = self.opts(args, {"--filename": True, "--size": True, "--format": True, "--variant": True,
+                                      "--diffparent": True})  # fmt: skip
+        path = opts["--filename"]
+        if Path(path).exists() or path in self.s["media"]:
+            raise Fail(["Failed to create medium", f"Could not create the medium storage unit '{path}'.",
+                        f"VDI: cannot create image '{path}' (VERR_ALREADY_EXISTS)"], "VBOX_E_FILE_ERROR")  # fmt: skip
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"<<< Oracle VM VirtualBox Disk Image >>>\n")
+        med_uuid = str(uuidlib.uuid4())
+        self.s["media"][path] = {"uuid": med_uuid, "path": path, "size": int(opts.get("--size", "1"))}
+        self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+        self.p(f"Medium created. UUID: {med_uuid}")
+
+    def cmd_closemedium(self, args: list[str]) -> None:
+        opts, rest = self.opts(args, {"--delete": False})
+        ref = rest[-1]
+        med = self.find_medium(ref)
+        if med is None:
+            fail(f"Could not find file for the medium '{ref}' (VERR_FILE_NOT_FOUND)", "VBOX_E_FILE_ERROR")
+        for vm in self.s["vms"].values():
+            if any(a["medium"] == med["path"] for a in vm["attachments"].values()):
+                fail(f"Cannot close medium '{med['path']}' because it has 1 child media", "VBOX_E_OBJECT_IN_USE")
+        self.s["media"].pop(med["path"])
+        if "--delete" in opts:
+            Path(med["path"]).unlink(missing_ok=True)
+
+    def cmd_modifymedium(self, args: list[str]) -> None:
+        opts, rest = self.opts(args, {"--resize": True, "--compact": False})
+        med = self.find_medium(rest[-1])
+        if med is None:
+            fail(f"Could not find file for the medium '{rest[-1]}' (VERR_FILE_NOT_FOUND)", "VBOX_E_FILE_ERROR")
+        if "--resize" in opts:
+            size = int(opts["--resize"])
+            if size < med["size"]:
+                fail(f"Shrinking is not yet supported for medium '{med['path']}'", "VBOX_E_NOT_SUPPORTED")
+            med["size"] = size
+
+    def cmd_unregistervm(self, args: list[str]) -> None:
+        opts, rest = self.opts(args, {"--delete": False, "--delete-all": False})
+        vm = self.vm(rest[0])
+        if self.online(vm):
+            fail(f"Cannot unregister the machine '{vm['name']}' while it is locked", "VBOX_E_INVALID_OBJECT_STATE")
+        self.s["vms"].pop(vm["uuid"])
+        if opts:
+            for att in vm["attachments"].values():
+                med = self.s["media"].pop(att["medium"], None)
+                if med:
+                    Path(med["path"]).unlink(missing_ok=True)
+            for snap in vm["snapshots"]:
+                for path in snap.get("diffs", []):
+                    self.s["media"].pop(path, None)
+            Path(vm["cfg"]).unlink(missing_ok=True)
+
+    def cmd_startvm(self, args: list[str]) -> None:
+        _opts, rest = self.opts(args, {"--type": True, "--putenv": True})
+        for ref in rest:
+            vm = self.vm(ref)
+            if self.online(vm) or vm["state"] not in ("poweroff", "aborted", "saved", "aborted-saved", "teleported"):
+                fail(f"The machine '{vm['name']}' is already locked by a session (or being locked or unlocked)",
+                     "VBOX_E_INVALID_OBJECT_STATE")  # fmt: skip
+            if vm["state"] == "aborted-saved" and not self.v7:
+                fail("Invalid machine state: aborted-saved")
+            self.p(f'Waiting for VM "{vm["name"]}" to power on...')
+            vm["state"] = "running"
+            vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
+            self.p(f'VM "{vm["name"]}" has been successfully started.')
+
+    def cmd_controlvm(self, args: list[str]) -> None:
+        if len(args) < 2:
+            syntax("Not enough parameters")
+        vm = self.vm(args[0])
+        action = args[1]
+        state = vm["state"]
+        if state not in _TERMINAL_ONLINE:
+            self.not_running(vm)
+        if action == "pause":
+            if state != "running":
+                fail(f"Invalid machine state: {state_api(state)}", "VBOX_E_INVALID_VM_STATE")
+            vm["state"] = "paused"
+        elif action == "resume":
+            if state != "paused":
+                fail(f"Invalid machine state: {state_api(state)} (must be Paused)", "VBOX_E_INVALID_VM_STATE")
+            vm["state"] = "running"
+        elif action == "reset":
+            if state != "running":
+                fail(f"Invalid machine state: {state_api(state)}", "VBOX_E_INVALID_VM_STATE")
+            vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
+        elif action == "poweroff":
+            self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+            vm["state"] = "poweroff"
+            vm.pop("pending", None)
+        elif action == "savestate":
+            if state not in ("running", "paused"):
+                fail(f"Invalid machine state: {state_api(state)}", "VBOX_E_INVALID_VM_STATE")
+            self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+            vm["state"] = "saved"
+        elif action == "acpipowerbutton":
+            if state != "running":
+                fail(f"Invalid machine state: {state_api(state)}", "VBOX_E_INVALID_VM_STATE")
+            if vm["guest"].get("acpi", True):
+                vm["pending"] = ["poweroff", self.now + float(self.s.get("acpi_delay", 0.0))]
+        elif action == "cpuexecutioncap":
+            vm["cap"] = int(args[2])
+        elif action.startswith("setlinkstate"):
+            vm["nics"][action[len("setlinkstate") :]]["cable"] = args[2]
+        else:
+            syntax(f"Invalid parameter '{action}'")
+
+    def cmd_discardstate(self, args: list[str]) -> None:
+        vm = self.vm(args[0])
+        if vm["state"] not in ("saved", "aborted-saved"):
+            fail(f"Machine '{vm['name']}' is not in the saved state", "VBOX_E_INVALID_VM_STATE")
+        vm["state"] = "poweroff"
+
+    def cmd_snapshot(self, args: list[str]) -> int:
+        vm = self.vm(args[0])
+        action = args[1] if len(args) > 1 else syntax("Missing snapshot action")
+        snaps: list[dict[str, Any]] = vm["snapshots"]
+
+        def find(ref: str) -> dict[str, Any]:
+            for snap in snaps:
+                if ref.lower() == snap["uuid"] or ref == snap["name"]:
+                    return snap
+            fail(f"Could not find a snapshot named '{ref}'", "VBOX_E_OBJECT_NOT_FOUND")
+
+        if action == "take":
+            opts, _rest = self.opts(args[3:], {"--description": True, "--live": False, "--uniquename": True})
+            if vm.get("locked"):
+                self.write_lock(vm)
+            snap_uuid = str(uuidlib.uuid4())
+            online = vm["state"] in _TERMINAL_ONLINE
+            config = {k: vm.get(k) for k in ("cpus", "memory", "description", "cap", "firmware")}
+            snaps.append({"uuid": snap_uuid, "name": args[2], "description": opts.get("--description", ""),
+                          "parent": vm.get("current"), "online": online, "config": config,
+                          "state": vm["state"]})  # fmt: skip
+            vm["current"] = snap_uuid
+            self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+            self.p(f"Snapshot taken. UUID: {snap_uuid}")
+        elif action == "restore":
+            snap = find(args[2])
+            if vm["state"] in _TERMINAL_ONLINE or vm.get("locked"):
+                fail(f"Cannot delete the current state of the running machine (machine state: "
+                     f"{state_api(vm['state'])})", "VBOX_E_INVALID_VM_STATE")  # fmt: skip
+            for key, value in snap["config"].items():
+                if value is None:
+                    vm.pop(key, None)
+                else:
+                    vm[key] = value
+            vm["state"] = "saved" if snap["online"] else "poweroff"
+            vm["current"] = snap["uuid"]
+            self.p(f"Restoring snapshot '{snap['name']}' ({snap['uuid']})")
+            self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+        elif action == "delete":
+            snap = find(args[2])
+            children = [s for s in snaps if s["parent"] == snap["uuid"]]
+            if len(children) > 1:
+                fail(f"Snapshot '{snap['name']}' of the machine '{vm['name']}' has more than one child snapshot "
+                     f"({len(children)})", "VBOX_E_INVALID_OBJECT_STATE")  # fmt: skip
+            for child in children:
+                child["parent"] = snap["parent"]
+            if vm.get("current") == snap["uuid"]:
+                vm["current"] = snap["parent"]
+            snaps.remove(snap)
+            self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+        elif action == "list":
+            opts, _ = self.opts(args[2:], {"--machinereadable": False, "--details": False})
+            if not snaps:
+                self.p("This machine does not have any snapshots")
+                return 1
+            for line in self.snapshot_lines(vm):
+                self.p(line)
+        else:
+            syntax(f"Invalid parameter '{action}'")
+        return 0
+
+    def cmd_clonevm(self, args: list[str]) -> None:
+        vm = self.vm(args[0])
+        opts, _ = self.opts(args[1:], {"--name": True, "--register": False, "--uuid": True, "--mode": True,
+                                       "--snapshot": True, "--options": True, "--basefolder": True,
+                                       "--groups": True})  # fmt: skip
+        linked = "link" in opts.get("--options", "").lower().split(",")
+        snap = None
+        if "--snapshot" in opts:
+            snap = next((s for s in vm["snapshots"] if opts["--snapshot"].lower() in (s["uuid"], s["name"])), None)
+            if snap is None:
+                fail(f"Could not find a snapshot named '{opts['--snapshot']}'", "VBOX_E_OBJECT_NOT_FOUND")
+        if linked and snap is None:
+            fail("Linked clone can only be created from a snapshot", "E_INVALIDARG")
+        name = opts["--name"]
+        new_uuid = (opts.get("--uuid") or str(uuidlib.uuid4())).lower()
+        folder = Path(self.s["machine_folder"]) / name
+        cfg = folder / f"{name}.vbox"
+        if cfg.exists():
+            fail(f"Machine settings file '{cfg}' already exists", "VBOX_E_FILE_ERROR")
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg.write_text("<VirtualBox/>")
+        clone = json.loads(json.dumps(vm))
+        if snap is not None:
+            clone.update(snap["config"])
+        clone.update(uuid=new_uuid, name=name, cfg=str(cfg), state="poweroff", snapshots=[], current=None,
+                     extradata={})  # fmt: skip
+        clone.pop("pending", None)
+        clone.pop("locked", None)
+        clone["guest"]["boots"] = 0
+        for nic in clone["nics"].values():
+            nic["mac"] = mac()
+        for _key, att in list(clone["attachments"].items()):
+            if att["type"] != "hdd":
+                continue
+            src = self.s["media"][att["medium"]]
+            path = str(folder / f"{name}-{Path(att['medium']).stem.split('-')[-1]}.vdi")
+            Path(path).write_bytes(b"<<< clone >>>\n")
+            med = {"uuid": str(uuidlib.uuid4()), "path": path, "size": src["size"]}
+            if linked:
+                med["parent"] = src["uuid"]
+            self.s["media"][path] = med
+            att["medium"] = path
+        self.s["vms"][new_uuid] = clone
+        self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
+        self.p(f'Machine has been successfully cloned as "{name}"')
+
+    def cmd_setextradata(self, args: list[str]) -> None:
+        vm = self.vm(args[0])
+        if len(args) > 2:
+            vm["extradata"][args[1]] = args[2]
+        else:
+            vm["extradata"].pop(args[1], None)
+
+    def cmd_getextradata(self, args: list[str]) -> None:
+        vm = self.vm(args[0])
+        if args[1] == "enumerate":
+            for key, value in vm["extradata"].items():
+                self.p(f"Key: {key}, Value: {value}")
+        elif args[1] in vm["extradata"]:
+            self.p(f"Value: {vm['extradata'][args[1]]}")
+        else:
+            self.p("No value set!")
+
+    def guest_props(self, vm: dict[str, Any]) -> dict[str, str]:
+        if vm["state"] not in _TERMINAL_ONLINE or not vm["guest"].get("additions", True):
+            return {}
+        props = {
+            "/VirtualBox/GuestAdd/Version": VERSIONS[self.profile].split("r")[0],
+            "/VirtualBox/GuestAdd/Revision": VERSIONS[self.profile].split("r")[1],
+            "/VirtualBox/GuestInfo/OS/Product": "Linux",
+            "/VirtualBox/GuestInfo/OS/Release": "6.1.0-18-amd64",
+            "/VirtualBox/GuestInfo/OS/Version": "#1 SMP Debian 6.1.76-1",
+        }
+        nics = [n for _, n in sorted(vm["nics"].items()) if n.get("mode", "none") != "none"]
+        props["/VirtualBox/GuestInfo/Net/Count"] = str(len(nics))
+        for i, nic in enumerate(nics):
+            props[f"/VirtualBox/GuestInfo/Net/{i}/V4/IP"] = f"10.0.{2 + i}.15"
+            props[f"/VirtualBox/GuestInfo/Net/{i}/V4/Netmask"] = "255.255.255.0"
+            props[f"/VirtualBox/GuestInfo/Net/{i}/MAC"] = nic["mac"]
+            props[f"/VirtualBox/GuestInfo/Net/{i}/Status"] = "Up"
+        props.update(vm["guest"].get("props", {}))
+        return props
+
+    def cmd_guestproperty(self, args: list[str]) -> None:
+        action, vm = args[0], self.vm(args[1])
+        props = self.guest_props(vm)
+        if action == "enumerate":
+            for key, value in props.items():
+                if self.v7:
+                    self.p(f"{key:<40} = '{value}' @ 2024-05-01T10:00:00.000000000Z")
+                else:
+                    self.p(f"Name: {key}, value: {value}, timestamp: 1714557600000000000, flags: ")
+        elif action == "get":
+            self.p(f"Value: {props[args[2]]}" if args[2] in props else "No value set!")
+        elif action == "set":
+            vm["guest"].setdefault("props", {})[args[2]] = args[3] if len(args) > 3 else ""
+        else:
+            syntax(f"Invalid parameter '{action}'")
+
+    def cmd_guestcontrol(self, args: list[str]) -> int:
+        vm = self.vm(args[0])
+        action = args[1]
+        known = {"--username": True, "--passwordfile": True, "--password": True, "--domain": True, "--exe": True,
+                 "--timeout": True, "--wait-stdout": False, "--wait-stderr": False, "--putenv": True,
+                 "--unquoted-args": False, "--ignore-orphaned-processes": False, "--profile": False,
+                 "--target-directory": True, "--follow": False, "--recursive": False, "--verbose": False,
+                 "--quiet": False, "-E": True}  # fmt: skip
+        tail: list[str] = []
+        if "--" in args:
+            idx = args.index("--")
+            args, tail = args[:idx], args[idx + 1 :]
+        envs = [args[i + 1] for i, a in enumerate(args) if a == "--putenv"]
+        opts, rest = self.opts(args[2:], known)
+        if vm["state"] not in _TERMINAL_ONLINE or not vm["guest"].get("additions", True):
+            fail("Guest Additions are not installed or not running in the guest", "VBOX_E_IPRT_ERROR")
+        if "--username" not in opts:
+            syntax("No user name specified!")
+        password = ""
+        if "--passwordfile" in opts:
+            pw_path = Path(opts["--passwordfile"])
+            mode = pw_path.stat().st_mode & 0o777
+            if mode & 0o077:
+                self.s["violations"].append(f"password file mode {oct(mode)}")
+            password = pw_path.read_text().splitlines()[0] if pw_path.read_text() else ""
+        expected = self.s.get("guest_password")
+        if expected is not None and (opts["--username"] != self.s.get("guest_username") or password != expected):
+            fail("The specified user was not able to logon on guest", "VBOX_E_IPRT_ERROR")
+        fs = guest_fs(vm)
+        if action == "run":
+            argv = tail or rest
+            if not argv:
+                syntax("No program to run specified")
+            name = os.path.basename(argv[0])
+            if name in ("shutdown", "reboot", "shutdown.exe"):
+                vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
+                return 0
+            timeout = int(opts.get("--timeout", "0")) / 1000.0 or 3600.0
+            code, out, err = run_in_guest(vm, fs, argv, envs, timeout)
+            save_fs(vm, fs)
+            if code is None:
+                fail(f"Waiting for guest process failed: VERR_TIMEOUT (after {timeout:g}s)", "VBOX_E_IPRT_ERROR")
+            sys.stdout.write(out)
+            sys.stderr.write(err)
+            return code
+        if action == "copyto":
+            src, dst = rest[0], rest[-1] if len(rest) > 1 else opts["--target-directory"]
+            data = Path(src).read_bytes()
+            if fs.is_dir(dst):
+                dst = dst.rstrip("/") + "/" + os.path.basename(src)
+            if not fs.is_dir(fs.parent(fs.key(dst))):
+                fail(f'Copying "{src}" to "{dst}" failed: VERR_PATH_NOT_FOUND', "VBOX_E_IPRT_ERROR")
+            fs.write(dst, data)
+            save_fs(vm, fs)
+            return 0
+        if action == "copyfrom":
+            src, dst = rest[0], rest[-1]
+            if not fs.is_file(src):
+                fail(f'Querying guest file information for "{src}" failed: VERR_FILE_NOT_FOUND', "VBOX_E_IPRT_ERROR")
+            Path(dst).write_bytes(fs.read(src))
+            return 0
+        syntax(f"Invalid sub-command '{action}'")
+
+
+def state_api(cli: str) -> str:
+    return {"poweroff": "PoweredOff", "running": "Running", "paused": "Paused", "saved": "Saved",
+            "aborted": "Aborted", "aborted-saved": "AbortedSaved"}.get(cli, cli)  # fmt: skip
+
+
+def mac() -> str:
+    return "080027" + uuidlib.uuid4().hex[:6].upper()
+
+
+def ostypes(profile: str) -> dict[str, str]:
+    from virtabstract import all_guest_oses
+
+    ids: dict[str, str] = {"Other": "Other/Unknown", "Other_64": "Other/Unknown (64-bit)"}
+    for entry in all_guest_oses():
+        ids[entry.virtualbox_fallback] = entry.name + " (fallback)"
+        if profile != "6.1" and not (profile == "7.0" and entry.virtualbox == "Windows2025_64"):
+            ids[entry.virtualbox] = entry.name
+    return ids
+
+
+def guest_fs(vm: dict[str, Any]) -> Any:
+    from virtabstract import OSFamily
+    from virtabstract.backends.mock._guest import GuestFS, default_filesystem
+
+    if vm["guest"].get("files") is None:
+        files, dirs = default_filesystem(OSFamily.LINUX, vm["name"], "Debian GNU/Linux 12", "debian-12", "12")
+        vm["guest"]["files"], vm["guest"]["dirs"] = files, dirs
+    return GuestFS(vm["guest"]["files"], vm["guest"]["dirs"], windows=False)
+
+
+def save_fs(vm: dict[str, Any], fs: Any) -> None:
+    from virtabstract.backends.mock._guest import apply_journal
+
+    apply_journal(vm["guest"], fs.journal)
+
+
+def run_in_guest(
+    vm: dict[str, Any], fs: Any, argv: list[str], envs: list[str], timeout: float
+) -> tuple[int | None, str, str]:
+    from virtabstract import OSFamily
+    from virtabstract._wait import ManualClock
+    from virtabstract.backends.mock._guest import GuestCommand, builtin_programs, run_program
+    from virtabstract.errors import OperationTimeout
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/root"}
+    env.update(e.split("=", 1) for e in envs if "=" in e)  # type: ignore[arg-type]
+    cmd = GuestCommand(argv=list(argv), stdin=b"", env=env, files=fs, vm_id=vm["uuid"], vm_name=vm["name"],
+                       hostname=vm["name"], os_family=OSFamily.LINUX, kernel="6.1.0-18-amd64",
+                       clock=ManualClock(), timeout=timeout, programs=builtin_programs())  # fmt: skip
+    try:
+        result = run_program(cmd)
+    except OperationTimeout:
+        return None, "", ""
+    return result.exit_code, result.stdout, result.stderr
+
+
+def main() -> int:
+    state_path = os.environ.get("VBOX_FAKE_STATE")
+    if not state_path:
+        sys.stderr.write("VBoxManage: error: VBOX_FAKE_STATE is not set (fake VBoxManage)\n")
+        return 1
+    with open(state_path + ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(Path(state_path).read_text() or "{}")
+        fake = Fake(state)
+        try:
+            rc = fake.run(sys.argv[1:])
+        except Fail as exc:
+            rc = exc.rc
+            for line in exc.lines:
+                fake.err.append(f"VBoxManage: error: {line}")
+            if exc.code:
+                fake.err.append(
+                    f"VBoxManage: error: Details: code {exc.code} ({CODES.get(exc.code, '0x80004005')}), "
+                    "component MachineWrap, interface IMachine, callee nsISupports"
+                )
+            if exc.context or exc.code:
+                context = exc.context or '"Call()" at line 1 of file fake.cpp'
+                fake.err.append(f"VBoxManage: error: Context: {context}")
+            if exc.rc == 2:
+                fake.err.append("Usage: VBoxManage <command> [options]  (see VBoxManage --help)")
+        tmp = state_path + ".tmp"
+        Path(tmp).write_text(json.dumps(state))
+        os.replace(tmp, state_path)
+    if fake.out:
+        sys.stdout.write("\n".join(fake.out) + "\n")
+    if fake.err:
+        sys.stderr.write("\n".join(fake.err) + "\n")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
