@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "virtabstract"
 author = "virtabstract developers"
-copyright = "2026, virtabstract developers"  # noqa: A001
+copyright = "2026, virtabstract developers"
 
 extensions = [
     "myst_parser",

@@ -318,7 +318,7 @@ def _make_test_ca_cryptography(host: str, ca_path: Path, cert_path: Path, key_pa
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=30)
 
     def name(cn: str) -> x509.Name:
