@@ -21,6 +21,7 @@ fi
 
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check virtabstract backends
-"$VENV/bin/mypy" --strict virtabstract $(ls -d backends/*/virtabstract_* 2>/dev/null)
+mapfile -t BACKEND_PACKAGES < <(dirname backends/*/virtabstract_*/__init__.py)
+"$VENV/bin/mypy" --strict virtabstract "${BACKEND_PACKAGES[@]}"
 "$VENV/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html
 "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
