@@ -4,8 +4,12 @@ Two transports sit behind one backend class, :class:`~virtabstract_vbox._backend
 
 * ``vboxmanage`` -- the ``VBoxManage`` command line every VirtualBox install ships,
   driven with argument lists (never a shell) and ``--machinereadable`` output;
-* ``api`` -- the VirtualBox Main API through ``vboxapi``/pyvbox (not available in
-  this release: selecting it raises :class:`~virtabstract.errors.BackendUnavailable`).
+* ``api`` -- the VirtualBox Main API through the SDK's ``vboxapi`` (found through
+  pyvbox), :class:`~virtabstract_vbox._api_backend.VBoxApiBackend`, with a version
+  shim for 6.1 / 7.0 / 7.1 (:mod:`virtabstract_vbox._api`); it covers inventory,
+  create/delete, power, cold reconfigure and snapshots so far.
+
+``transport=auto`` (the default) uses the API when vboxapi imports, else VBoxManage.
 
 Importing this package imports neither pyvbox nor any VirtualBox SDK.
 """

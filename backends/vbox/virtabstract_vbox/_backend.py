@@ -1,11 +1,14 @@
-"""The VirtualBox backend (``vbox:///session``) on the VBoxManage transport.
+"""The VirtualBox backend (``vbox:///session``) on the VBoxManage transport, and transport selection.
 
-Transport selection (URL ``?transport=`` or the ``transport=`` option):
+Transport selection (URL ``?transport=`` or the ``transport=`` option, :func:`select_transport`):
 
 * ``vboxmanage`` -- implemented here; every VirtualBox install ships VBoxManage.
-* ``api`` -- the Main API through vboxapi/pyvbox. **Not implemented in this
-  release**: asking for it raises :class:`~virtabstract.errors.BackendUnavailable`.
-* ``auto`` (default) -- VBoxManage.
+* ``api`` -- the Main API through vboxapi/pyvbox:
+  :class:`~virtabstract_vbox._api_backend.VBoxApiBackend`, which ``VBoxBackend(...)``
+  constructs instead of itself (``__new__``). It implements a subset of the verbs
+  (see its module); the others raise UnsupportedOperation there.
+* ``auto`` (default) -- the API when vboxapi imports (and no VBoxManage option is
+  given), else VBoxManage.
 
 Honest semantics, per verb:
 
@@ -36,8 +39,10 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import socket
+import subprocess
 import tempfile
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -75,6 +80,7 @@ from virtabstract import (
     guest_os_from_native,
 )
 from virtabstract.errors import (
+    AlreadyExists,
     BackendError,
     BackendUnavailable,
     DeviceNotFound,
@@ -148,6 +154,34 @@ def _size_mib(text: str) -> int:
     return int(float(match.group(1)) * factor)
 
 
+def select_transport(url: URL, options: Mapping[str, Any]) -> str:
+    """``api`` or ``vboxmanage`` for these URL and options.
+
+    ``transport=api|vboxmanage`` forces one. ``auto`` (the default) picks VBoxManage
+    when a VBoxManage option (``vboxmanage``, ``vboxmanage_runner``) is given, the API
+    when ``vboxapi_module`` is given or vboxapi imports (through pyvbox), else VBoxManage.
+
+    :raises InvalidURL: an unknown transport name.
+    """
+    transport = str(options.get("transport") or url.option("transport") or "auto").lower()
+    if transport not in TRANSPORTS:
+        raise InvalidURL(f"transport={transport!r}: expected one of {', '.join(TRANSPORTS)}")
+    if transport != "auto":
+        return transport
+    if options.get("vboxmanage") or url.option("vboxmanage") or options.get("vboxmanage_runner"):
+        return "vboxmanage"
+    if options.get("vboxapi_module") is not None:
+        return "api"
+    from ._api import import_vboxapi
+
+    try:
+        import_vboxapi()
+    except Exception as exc:  # noqa: BLE001 - ImportError, or COM/XPCOM failing to load
+        log.debug("vboxapi does not import (%s): using VBoxManage", exc)
+        return "vboxmanage"
+    return "api"
+
+
 class VBoxBackend(Backend):
     """VirtualBox through VBoxManage. See the module docstring for the semantics of each verb."""
 
@@ -164,21 +198,29 @@ class VBoxBackend(Backend):
         "timeout": "seconds one VBoxManage call may take (default 120)",
         "guest_username": "guest account for Guest Additions operations (exec, files, reboot)",
         "guest_password": "its password (passed to VBoxManage through --passwordfile)",
+        "vboxapi_module": "Python only, a test seam: a module-like object with VirtualBoxManager, used instead "
+        "of importing vboxapi (API transport)",
+        "progress_callback": "Python only: callable(what, percent, operation) called while API progress runs",
+        "vboxmanage_runner": "Python only, a test seam: callable(argv, timeout) -> (returncode, stdout, stderr) "
+        "that runs VBoxManage instead of a child process",
     }
     install_hint: ClassVar[str] = "VirtualBox 6.1 or later (VBoxManage), or pip install 'virtabstract-vbox[api]'"
+
+    def __new__(cls, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> VBoxBackend:
+        """Construct the class of the selected transport.
+
+        The API transport is :class:`~virtabstract_vbox._api_backend.VBoxApiBackend` (a subclass).
+        """
+        if cls is VBoxBackend and select_transport(url, options) == "api":
+            from ._api_backend import VBoxApiBackend
+
+            return super().__new__(VBoxApiBackend)
+        return super().__new__(cls)
 
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         super().__init__(url, credentials, options)
         if url.host or url.path not in ("", "/", "/session"):
             raise InvalidURL(f"{url}: only the local VirtualBox is supported (vbox:///session)")
-        transport = str(self.options.get("transport") or url.option("transport") or "auto").lower()
-        if transport not in TRANSPORTS:
-            raise InvalidURL(f"transport={transport!r}: expected one of {', '.join(TRANSPORTS)}")
-        if transport == "api":
-            raise BackendUnavailable(
-                "the VirtualBox API transport (vboxapi/pyvbox over COM/XPCOM) is not implemented in this "
-                "release; use vbox:///session?transport=vboxmanage"
-            )
         self.transport = "vboxmanage"
         self._vboxmanage_path = self.options.get("vboxmanage") or url.option("vboxmanage")
         self._timeout = float(self.options.get("timeout") or url.option("timeout") or DEFAULT_TIMEOUT)
@@ -189,8 +231,11 @@ class VBoxBackend(Backend):
 
     def open(self) -> None:
         """Locate VBoxManage and read the VirtualBox version."""
-        path = find_vboxmanage(self._vboxmanage_path)
-        self._vbm = VBoxManage(path, timeout=self._timeout)
+        runner = self.options.get("vboxmanage_runner")
+        if runner is not None and not callable(runner):
+            raise InvalidURL("vboxmanage_runner must be a callable (argv, timeout) -> (returncode, stdout, stderr)")
+        path = str(self._vboxmanage_path or "VBoxManage") if runner else find_vboxmanage(self._vboxmanage_path)
+        self._vbm = VBoxManage(path, timeout=self._timeout, runner=runner)
         text = self.vbm.out("--version")
         try:
             self.version = parse_version(text)
@@ -409,8 +454,15 @@ class VBoxBackend(Backend):
         return found
 
     def get_vm(self, vm_id: str) -> VMInfo:
-        """One VM by UUID (or name, which VBoxManage also accepts)."""
-        return self._vminfo(self._showvminfo(vm_id), self._hdds())
+        """One VM by UUID.
+
+        VBoxManage also accepts a name, but names may be duplicated on VirtualBox: a
+        name raises :class:`VMNotFound` here, so the facade looks it up with
+        :meth:`find_vms_by_name` and reports an ambiguous one.
+        """
+        if not _UUID_RE.fullmatch(vm_id.strip("{}")):
+            raise VMNotFound(f"{vm_id!r} is not a VirtualBox machine UUID")
+        return self._vminfo(self._showvminfo(vm_id.strip("{}")), self._hdds())
 
     def find_vms_by_name(self, name: str) -> list[VMInfo]:
         """VMs named exactly *name* (VirtualBox allows duplicates)."""
@@ -571,7 +623,18 @@ class VBoxBackend(Backend):
             except SpecError as err:
                 raise err.within(f"nics[{i}]") from None
         vm_uuid = str(uuidlib.uuid4())
-        self.vbm.out("createvm", "--name", spec.name, "--ostype", ostype, "--register", "--uuid", vm_uuid)
+        create = ["createvm", "--name", spec.name, "--ostype", ostype, "--register", "--uuid", vm_uuid]
+        try:
+            self.vbm.out(*create)
+        except AlreadyExists as exc:
+            if "settings file" not in str(exc).lower():
+                raise
+            # VirtualBox allows duplicate names, but the default settings path
+            # <machine folder>/<name>/<name>.vbox is taken (by a VM of that name, or the
+            # files of an unregistered one): put this VM in a folder of its own.
+            base = str(Path(self._default_folder()) / f"{spec.name}-{vm_uuid[:8]}")
+            log.info("settings file of %r exists; creating the VM under %s", spec.name, base)
+            self.vbm.out(*create, "--basefolder", base)
         created_media: list[str] = []
         try:
             args = ["modifyvm", vm_uuid, "--cpus", str(spec.cpus), "--memory", str(spec.memory_mib),
@@ -1112,19 +1175,52 @@ class VBoxBackend(Backend):
         with password_file(user[1]) as path:
             yield ["--username", user[0], "--passwordfile", path]
 
+    def _guest_is_windows(self, vm_id: str) -> bool:
+        entry = guest_os_from_native("virtualbox", self._ostype_id(self._showvminfo(vm_id)))
+        return entry is not None and entry.family is OSFamily.WINDOWS
+
     def guest_exec(
         self, vm_id: str, argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mapping[str, str]
     ) -> ExecResult:
-        """``guestcontrol run --exe … --wait-stdout --wait-stderr`` (no stdin: VBoxManage cannot feed it)."""
-        if stdin:
-            self.unsupported("guest_exec with stdin", "VBoxManage guestcontrol run cannot feed standard input")
+        """``guestcontrol run --exe … --wait-stdout --wait-stderr``.
+
+        VBoxManage cannot feed a guest process's standard input, so *stdin* is copied
+        to a private guest temp file first and the command runs through the guest's
+        shell with ``< file`` (``/bin/sh -c`` on POSIX guests, ``cmd.exe /c`` on
+        Windows); the file is removed afterwards (best effort).
+        """
         self._guest_props(vm_id)
+        if not stdin:
+            return self._guest_run(vm_id, argv, list(argv), timeout=timeout, env=env)
+        windows = self._guest_is_windows(vm_id)
+        token = uuidlib.uuid4().hex
+        if windows:
+            tmp = f"C:\\Windows\\Temp\\virtabstract-stdin-{token}"
+            line = f'{subprocess.list2cmdline(list(argv))} < "{tmp}"'
+            shell, cleanup = ["cmd.exe", "/c", line], ["cmd.exe", "/c", f'del /q "{tmp}"']
+        else:
+            tmp = f"/tmp/virtabstract-stdin-{token}"  # noqa: S108 - a path inside the guest
+            line = f"{' '.join(shlex.quote(a) for a in argv)} < {shlex.quote(tmp)}"
+            shell, cleanup = ["/bin/sh", "-c", line], ["/bin/rm", "-f", tmp]
+        self.guest_write_file(vm_id, tmp, stdin)
+        try:
+            return self._guest_run(vm_id, argv, shell, timeout=timeout, env=env)
+        finally:
+            try:
+                self._guest_run(vm_id, cleanup, cleanup, timeout=30, env={})
+            except Exception:  # noqa: BLE001 - best effort: the command's own result matters
+                log.debug("could not remove the guest stdin file %s", tmp)
+
+    def _guest_run(
+        self, vm_id: str, argv: Sequence[str], command: list[str], *, timeout: float, env: Mapping[str, str]
+    ) -> ExecResult:
+        """Run *command* with ``guestcontrol run``; report it as *argv*."""
         with self._guest_auth() as auth:
-            args = ["guestcontrol", vm_id, "run", *auth, "--exe", argv[0], "--timeout", str(int(timeout * 1000)),
+            args = ["guestcontrol", vm_id, "run", *auth, "--exe", command[0], "--timeout", str(int(timeout * 1000)),
                     "--wait-stdout", "--wait-stderr"]  # fmt: skip
             for key, value in env.items():
                 args += ["--putenv", f"{key}={value}"]
-            args += ["--", *argv]
+            args += ["--", *command]
             code, out, err = self.vbm.run(args, timeout=timeout + 30, check=False)
         if code != 0 and re.search(r"^VBoxManage(?:\.exe)?: error:", err, re.M):
             from ._errors import map_vboxmanage_failure

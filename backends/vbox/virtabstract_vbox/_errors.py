@@ -44,6 +44,7 @@ __all__ = [
     "MESSAGE_RULES",
     "VBoxManageFailure",
     "exception_for_code",
+    "exception_for_hresult",
     "map_vboxmanage_failure",
     "parse_stderr",
 ]
@@ -211,6 +212,17 @@ CODE_RULES: dict[str, _Factory] = {
 def exception_for_code(code_name: str, message: str) -> VirtAbstractError:
     """Map a result code name (``"VBOX_E_INVALID_VM_STATE"``) and its message to an exception."""
     failure = VBoxManageFailure((message,), code_name, ERROR_CODES.get(code_name))
+    return _map(failure)
+
+
+def exception_for_hresult(code: int, message: str) -> VirtAbstractError:
+    """Map an API failure (a COM/XPCOM exception or an IProgress ``resultCode``) to an exception.
+
+    :param code: the HRESULT; XPCOM reports it as a signed 32-bit int, so it is normalised.
+    :param message: the error text (``errorInfo.text`` or the exception's message).
+    """
+    unsigned = code & 0xFFFFFFFF
+    failure = VBoxManageFailure((message,), _CODE_NAMES.get(unsigned, f"0x{unsigned:08X}"), unsigned)
     return _map(failure)
 
 

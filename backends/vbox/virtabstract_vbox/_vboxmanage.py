@@ -5,6 +5,15 @@
 * Failures are mapped by :func:`virtabstract_vbox._errors.map_vboxmanage_failure`.
 * Guest passwords go through ``--passwordfile`` (a 0600 temp file, deleted after
   the call): they never appear on a command line (visible in ``ps``) or in a log.
+
+Test seam: :class:`VBoxManage` takes an optional *runner*, a callable
+``runner(argv, timeout) -> (returncode, stdout, stderr)`` that replaces
+:func:`subprocess.run` (argv includes the executable). It must behave like the
+process: the same exit status and text streams, :class:`subprocess.TimeoutExpired`
+when the call would not finish in *timeout* seconds, :class:`OSError` when it
+cannot be started. The backend accepts it as the Python-only connect option
+``vboxmanage_runner=callable`` (the test suite runs its fake VBoxManage in-process
+that way); it is not a URL option.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,12 +32,15 @@ from virtabstract.errors import BackendError, BackendUnavailable, OperationTimeo
 
 from ._errors import map_vboxmanage_failure
 
-__all__ = ["DEFAULT_TIMEOUT", "VBoxManage", "find_vboxmanage", "password_file"]
+__all__ = ["DEFAULT_TIMEOUT", "Runner", "VBoxManage", "find_vboxmanage", "password_file"]
 
 log = logging.getLogger("virtabstract.vbox")
 
 DEFAULT_TIMEOUT = 120.0
 """Seconds a VBoxManage call may take before it is killed."""
+
+Runner = Callable[[Sequence[str], float], tuple[int, str, str]]
+"""``runner(argv, timeout) -> (returncode, stdout, stderr)``: how a command line is executed (see the module doc)."""
 
 
 def _candidates(platform: str, environ: Mapping[str, str]) -> list[Path]:
@@ -113,11 +125,18 @@ class VBoxManage:
     """Runs VBoxManage commands: ``vbm.run(["showvminfo", uuid, "--machinereadable"])``."""
 
     def __init__(
-        self, executable: str, *, timeout: float = DEFAULT_TIMEOUT, env: Mapping[str, str] | None = None
+        self,
+        executable: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.executable = executable
         self.timeout = timeout
         self.env = dict(env) if env is not None else None
+        self.runner: Runner = runner if runner is not None else self._subprocess
+        """Executes one command line (default: a child process; see the module doc for the seam)."""
         self.calls = 0
         """How many commands ran (for tests and diagnostics)."""
 
@@ -134,25 +153,23 @@ class VBoxManage:
         self.calls += 1
         log.debug("VBoxManage %s", " ".join(args))
         try:
-            proc = subprocess.run(
-                argv,
-                capture_output=True,
-                timeout=limit,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
+            returncode, stdout, stderr = self.runner(argv, limit)
         except subprocess.TimeoutExpired as exc:
             raise OperationTimeout(
                 f"VBoxManage {' '.join(args[:2])} did not finish within {limit:g}s", timeout=limit
             ) from exc
         except OSError as exc:
             raise BackendError(f"cannot run {self.executable}: {exc}", orig=exc) from exc
-        stdout = proc.stdout.decode("utf-8", "replace")
-        stderr = proc.stderr.decode("utf-8", "replace")
-        if check and proc.returncode != 0:
-            raise map_vboxmanage_failure(list(args), proc.returncode, stderr)
-        return proc.returncode, stdout, stderr
+        if check and returncode != 0:
+            raise map_vboxmanage_failure(list(args), returncode, stderr)
+        return returncode, stdout, stderr
+
+    def _subprocess(self, argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
+        """The default runner: a child process, no shell, no stdin, output decoded as UTF-8."""
+        proc = subprocess.run(
+            list(argv), capture_output=True, timeout=timeout, env=self.env, stdin=subprocess.DEVNULL, check=False
+        )
+        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
     def out(self, *args: str, timeout: float | None = None) -> str:
         """Run and return stdout; raise the mapped error on failure."""

@@ -1,4 +1,11 @@
-"""Fixtures: a fake VBoxManage (tests/backends/vbox/fake_vboxmanage.py) per test, per version profile."""
+"""Fixtures: a fake VBoxManage (tests/backends/vbox/fake_vboxmanage.py) per test, per version profile.
+
+``vbox_hv`` runs the fake through its wrapper script (a real child process per call, the
+production subprocess path); ``FakeVBox.runner()`` gives the same fake in-process for the
+transport's ``vboxmanage_runner`` seam (same argv, streams, exit status and state file), which
+the contract suite uses. ``fake_com`` / ``api_hv``: the fake vboxapi/COM layer and a connection
+on the API transport over it.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +48,12 @@ class FakeVBox:
         self.exe.write_text(f"#!/bin/sh\nVBOX_FAKE_STATE='{self.state_path}' exec '{sys.executable}' '{FAKE}' \"$@\"\n")
         self.exe.chmod(self.exe.stat().st_mode | stat.S_IXUSR)
 
+    def runner(self) -> Any:
+        """The same fake as a ``vboxmanage_runner`` (in-process: no child process per call)."""
+        from .fake_vboxmanage import InProcessRunner
+
+        return InProcessRunner(self.state_path)
+
     def read(self) -> dict[str, Any]:
         return json.loads(self.state_path.read_text())  # type: ignore[no-any-return]
 
@@ -76,3 +89,21 @@ def vbox_hv(fake_vbox: FakeVBox) -> Iterator[virtabstract.Hypervisor]:
         guest_password=GUEST_PASSWORD,
     ) as hv:
         yield hv
+
+
+@pytest.fixture(params=PROFILES)
+def fake_com(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A fake vboxapi module (tests/backends/vbox/fake_com) of each version profile; ``.server`` is its VBoxSVC."""
+    from .fake_com import make_vboxapi
+
+    folder = tmp_path / "VirtualBox VMs"
+    folder.mkdir()
+    return make_vboxapi(request.param, str(folder))
+
+
+@pytest.fixture
+def api_hv(fake_com: Any) -> Iterator[virtabstract.Hypervisor]:
+    """A connection on the API transport over the fake COM layer."""
+    with virtabstract.connect("vbox:///session?transport=api", vboxapi_module=fake_com) as hv:
+        yield hv
+    assert fake_com.server.locked_sessions() == [], "a session was left locked"

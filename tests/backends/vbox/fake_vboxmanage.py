@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid as uuidlib
@@ -34,6 +35,10 @@ from typing import Any, NoReturn
 
 VERSIONS = {"6.1": "6.1.50r161033", "7.0": "7.0.20r163906", "7.1": "7.1.4r165100"}
 _TERMINAL_ONLINE = ("running", "paused", "gurumeditation", "livesnapshotting", "onlinesnapshotting")
+
+
+class Hang(Exception):
+    """The command never finishes (fault ``faults.hang``): the process sleeps, in-process it times out."""
 
 
 class Fail(Exception):
@@ -75,6 +80,8 @@ class Fake:
         state.setdefault("faults", {})
         self.out: list[str] = []
         self.err: list[str] = []
+        self.raw_out = ""
+        self.raw_err = ""
         self.now = time.time()
         for vm in state["vms"].values():
             pending = vm.get("pending")
@@ -150,7 +157,7 @@ class Fake:
             syntax("No command given")
         cmd = argv[0]
         if cmd in self.s["faults"].get("hang", []):
-            time.sleep(3600)
+            raise Hang(cmd)
         if cmd in self.s["faults"].get("garbage", []):
             self.p("\x00\x01 this is not VBoxManage output {{{")
             return 0
@@ -833,8 +840,7 @@ class Fake:
             save_fs(vm, fs)
             if code is None:
                 fail(f"Waiting for guest process failed: VERR_TIMEOUT (after {timeout:g}s)", "VBOX_E_IPRT_ERROR")
-            sys.stdout.write(out)
-            sys.stderr.write(err)
+            self.raw_out, self.raw_err = out, err
             return code
         if action == "copyto":
             src, dst = rest[0], rest[-1] if len(rest) > 1 else opts["--target-directory"]
@@ -911,17 +917,18 @@ def run_in_guest(
     return result.exit_code, result.stdout, result.stderr
 
 
-def main() -> int:
-    state_path = os.environ.get("VBOX_FAKE_STATE")
-    if not state_path:
-        sys.stderr.write("VBoxManage: error: VBOX_FAKE_STATE is not set (fake VBoxManage)\n")
-        return 1
+def execute(state_path: str, argv: list[str]) -> tuple[int, str, str]:
+    """Run one ``VBoxManage *argv`` against the JSON state at *state_path*: ``(exit status, stdout, stderr)``.
+
+    This is the whole fake; the script entry point and :class:`InProcessRunner` only
+    differ in how the streams reach the caller. Raises :class:`Hang` for a hung command.
+    """
     with open(state_path + ".lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = json.loads(Path(state_path).read_text() or "{}")
         fake = Fake(state)
         try:
-            rc = fake.run(sys.argv[1:])
+            rc = fake.run(argv)
         except Fail as exc:
             rc = exc.rc
             for line in exc.lines:
@@ -939,10 +946,46 @@ def main() -> int:
         tmp = state_path + ".tmp"
         Path(tmp).write_text(json.dumps(state))
         os.replace(tmp, state_path)
-    if fake.out:
-        sys.stdout.write("\n".join(fake.out) + "\n")
-    if fake.err:
-        sys.stderr.write("\n".join(fake.err) + "\n")
+    out = fake.raw_out + ("\n".join(fake.out) + "\n" if fake.out else "")
+    err = fake.raw_err + ("\n".join(fake.err) + "\n" if fake.err else "")
+    return rc, out, err
+
+
+class InProcessRunner:
+    """The fake as a ``vboxmanage_runner`` (the transport's test seam): no child process per call.
+
+    Same argv (the executable first, then the arguments), same exit status and
+    streams, same JSON state file as the script; a hung command raises
+    :class:`subprocess.TimeoutExpired` at once instead of sleeping.
+    """
+
+    def __init__(self, state_path: str | os.PathLike[str]) -> None:
+        self.state_path = str(state_path)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Any, timeout: float) -> tuple[int, str, str]:
+        """Run ``argv[1:]`` against the state file."""
+        args = list(argv)[1:]
+        self.calls.append(args)
+        try:
+            return execute(self.state_path, args)
+        except Hang as exc:
+            raise subprocess.TimeoutExpired(list(argv), timeout) from exc
+
+
+def main() -> int:
+    """The script entry point: ``VBOX_FAKE_STATE=state.json fake_vboxmanage.py <VBoxManage arguments>``."""
+    state_path = os.environ.get("VBOX_FAKE_STATE")
+    if not state_path:
+        sys.stderr.write("VBoxManage: error: VBOX_FAKE_STATE is not set (fake VBoxManage)\n")
+        return 1
+    try:
+        rc, out, err = execute(state_path, sys.argv[1:])
+    except Hang:
+        time.sleep(3600)
+        return 1
+    sys.stdout.write(out)
+    sys.stderr.write(err)
     return rc
 
 

@@ -1,0 +1,237 @@
+"""The API transport: the VirtualBox Main API through ``vboxapi``, with a version shim.
+
+pyvbox (``virtualbox`` on PyPI) is generated from VirtualBox 6.1.16 and its typed
+wrappers are wrong for 7.x, so it is used only to *find* the SDK's ``vboxapi``
+(``virtualbox.import_vboxapi()`` knows the install locations of each OS); every call
+then goes to the raw COM/XPCOM objects, through this module:
+
+* :meth:`VBoxApi.create_machine` -- ``IVirtualBox.createMachine`` takes 5 parameters in
+  6.1, 8 in 7.0 (cipher, password id, password) and 9 in 7.1 (platform architecture
+  after the name).
+* :meth:`VBoxApi.state_name` -- ``MachineState`` is compared by *name*: 7.0 inserted
+  ``AbortedSaved`` = 5 and shifted every later number, and the numbers come from the
+  running VirtualBox's version (:func:`~virtabstract_vbox._states.state_from_number`).
+* :meth:`VBoxApi.session` -- session-lock discipline: the session is always unlocked,
+  even when the body raises; unlocking is asynchronous, so it waits (in short sleeps)
+  until the session reads ``Unlocked`` and the machine is no longer ``Unlocking``. A
+  session the VirtualBox side already unlocked (a linked session whose VM process
+  ended) is not unlocked twice.
+* :meth:`VBoxApi.wait` -- ``IProgress`` is waited in short slices; a
+  ``waitForCompletion`` that times out returns normally, so ``completed`` is re-checked
+  after each slice; progress callbacks get the percent and the operation; at the
+  deadline the progress is canceled (when cancelable) and
+  :class:`~virtabstract.errors.OperationTimeout` raised; failure is read from
+  ``resultCode`` / ``errorInfo``.
+* :meth:`VBoxApi.call` -- COM/XPCOM exceptions become virtabstract errors through
+  :func:`~virtabstract_vbox._errors.exception_for_hresult` (the one error table).
+
+Test seam: the Python-only connect option ``vboxapi_module`` hands in a module-like
+object with a ``VirtualBoxManager`` class (the test suite's fake COM layer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from virtabstract.errors import BackendError, OperationTimeout, VirtAbstractError
+
+from ._errors import ERROR_CODES, exception_for_hresult
+from ._parse import VBoxVersion, parse_version
+from ._states import state_from_number
+
+__all__ = ["LOCK_SHARED", "LOCK_WRITE", "ProgressCallback", "VBoxApi", "import_vboxapi"]
+
+log = logging.getLogger("virtabstract.vbox")
+
+LOCK_SHARED = "Shared"
+"""Links to the session holding the machine (the VM process), or is a write lock on an unlocked machine."""
+LOCK_WRITE = "Write"
+"""Exclusive: fails with VBOX_E_INVALID_OBJECT_STATE while another session holds the machine."""
+
+_SESSION_STATES = ("Null", "Unlocked", "Locked", "Spawning", "Unlocking")
+_LOCK_TYPES = {"Shared": 1, "Write": 2, "VM": 3}
+
+ProgressCallback = Callable[[str, int, str], None]
+"""``callback(what, percent, operation_description)``, called after every wait slice."""
+
+
+def import_vboxapi() -> Any:
+    """Import the SDK's ``vboxapi``: through pyvbox's ``virtualbox.import_vboxapi()`` when installed.
+
+    :raises ImportError: neither is importable (or COM/XPCOM fails to load).
+    """
+    try:
+        pyvbox = importlib.import_module("virtualbox")
+    except ImportError:
+        pyvbox = None
+    finder = getattr(pyvbox, "import_vboxapi", None)
+    if callable(finder):
+        return finder()
+    return importlib.import_module("vboxapi")
+
+
+def _enum_name(names: tuple[str, ...], value: Any) -> str:
+    try:
+        return names[int(value)]
+    except (IndexError, TypeError, ValueError):
+        return str(value)
+
+
+class VBoxApi:
+    """The Main API objects of one connection and the version-aware calls the backend makes."""
+
+    def __init__(
+        self,
+        vboxapi: Any,
+        *,
+        timeout: float,
+        slice_seconds: float = 0.2,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.slice_seconds = slice_seconds
+        self.on_progress = on_progress
+        self.manager = vboxapi.VirtualBoxManager(None, None)
+        self.constants = self.manager.constants
+        self.vbox = self.call("IVirtualBox", self.manager.getVirtualBox)
+        text = str(self.vbox.version)
+        revision = getattr(self.vbox, "revision", "")
+        self.version: VBoxVersion = parse_version(f"{text}r{revision}" if revision else text)
+
+    # -- errors ----------------------------------------------------------------------
+
+    def error(self, exc: BaseException, what: str) -> VirtAbstractError:
+        """The virtabstract error for a COM/XPCOM exception raised by *what*."""
+        if isinstance(exc, VirtAbstractError):
+            return exc
+        code = None
+        message = str(exc)
+        try:
+            if self.manager.xcptIsOurXcptKind(exc):
+                code = int(self.manager.xcptGetResult(exc))
+                message = str(self.manager.xcptGetMessage(exc))
+        except Exception:  # noqa: BLE001 - the manager cannot decode it: use what the exception says
+            code = getattr(exc, "errno", getattr(exc, "hresult", None))
+        error: VirtAbstractError = (
+            BackendError(f"{what}: {message}", orig=exc) if code is None else exception_for_hresult(code, message)
+        )
+        if isinstance(error, BackendError) and error.orig is None:
+            error.orig = exc
+        return error
+
+    def call(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
+        """Call a COM method; COM errors become virtabstract errors (TypeError etc. are bugs and pass)."""
+        try:
+            return func(*args)
+        except (TypeError, AttributeError, VirtAbstractError):
+            raise
+        except Exception as exc:
+            raise self.error(exc, what) from exc
+
+    # -- version shim ----------------------------------------------------------------
+
+    def state_name(self, machine: Any) -> str:
+        """The machine's ``MachineState`` API name, decoded with this VirtualBox version's numbering."""
+        value = self.call("IMachine.state", lambda: machine.state)
+        if isinstance(value, str):
+            return value
+        return state_from_number(int(value), self.version.short).api_name
+
+    def create_machine(self, name: str, os_type: str, groups: list[str], flags: str, settings_file: str = "") -> Any:
+        """``IVirtualBox.createMachine`` with the parameter list of this version (5, 8 or 9)."""
+        args: list[Any]
+        if self.version.short >= (7, 1):
+            platform = getattr(self.constants, "PlatformArchitecture_x86", 1)
+            args = [settings_file, name, platform, groups, os_type, flags, "", "", ""]
+        elif self.version.short >= (7, 0):
+            args = [settings_file, name, groups, os_type, flags, "", "", ""]
+        else:
+            args = [settings_file, name, groups, os_type, flags]
+        return self.call("IVirtualBox.createMachine", self.vbox.createMachine, *args)
+
+    def constant(self, enum: str, name: str) -> int:
+        """``constants.<enum>_<name>`` (enums other than MachineState kept their numbers across 6.1-7.x)."""
+        return int(getattr(self.constants, f"{enum}_{name}"))
+
+    # -- sessions --------------------------------------------------------------------
+
+    def session_state(self, session: Any) -> str:
+        """``ISession.state`` by name."""
+        return _enum_name(_SESSION_STATES, self.call("ISession.state", lambda: session.state))
+
+    @contextmanager
+    def session(self, machine: Any, lock: str = LOCK_SHARED) -> Iterator[Any]:
+        """Lock *machine* in a new session; always unlock it afterwards, and wait until it is unlocked."""
+        session = self.call("getSessionObject", self.manager.getSessionObject, self.vbox)
+        self.call("IMachine.lockMachine", machine.lockMachine, session, _LOCK_TYPES[lock])
+        try:
+            yield session
+        finally:
+            self.unlock(session, machine)
+
+    def unlock(self, session: Any, machine: Any | None = None, *, timeout: float = 10.0) -> None:
+        """Unlock *session* if it is still locked, then wait for ``Unlocked`` (unlocking is asynchronous)."""
+        try:
+            if self.session_state(session) in ("Locked", "Spawning"):
+                session.unlockMachine()
+        except Exception as exc:  # noqa: BLE001 - never mask the body's error; the state is checked below
+            log.debug("unlockMachine failed: %s", exc)
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                done = self.session_state(session) in ("Unlocked", "Null")
+                if done and machine is not None:
+                    done = _enum_name(_SESSION_STATES, machine.sessionState) != "Unlocking"
+            except Exception as exc:  # noqa: BLE001 - a dead session object is an unlocked one
+                log.debug("session state unreadable after unlock: %s", exc)
+                return
+            if done:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("VirtualBox session still not unlocked after %gs", timeout)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    # -- progress --------------------------------------------------------------------
+
+    def wait(self, progress: Any, what: str, timeout: float | None = None) -> None:
+        """Wait for an IProgress in slices; raise the mapped error when it failed.
+
+        :raises OperationTimeout: not completed within *timeout* (the progress is canceled when possible).
+        """
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        slice_ms = max(1, int(self.slice_seconds * 1000))
+        while not progress.completed:
+            self.call(f"{what}: IProgress.waitForCompletion", progress.waitForCompletion, slice_ms)
+            if self.on_progress is not None:
+                try:
+                    self.on_progress(what, int(progress.percent), str(progress.operationDescription))
+                except Exception:
+                    log.exception("progress callback failed")
+            if progress.completed:  # a wait that timed out returned normally: check again
+                break
+            if time.monotonic() >= deadline:
+                try:
+                    if progress.cancelable:
+                        progress.cancel()
+                except Exception as exc:  # noqa: BLE001 - best effort
+                    log.debug("cancel failed: %s", exc)
+                raise OperationTimeout(f"VirtualBox {what} did not finish within {limit:g}s", timeout=limit)
+        code = int(self.call(f"{what}: IProgress.resultCode", lambda: progress.resultCode))
+        if code == 0:
+            return
+        info = progress.errorInfo
+        text = str(getattr(info, "text", "") or f"{what} failed")
+        if info is not None and getattr(info, "resultCode", None) is not None:
+            code = int(info.resultCode)
+        if code & 0xFFFFFFFF == ERROR_CODES["E_FAIL"] and getattr(progress, "canceled", False):
+            text = f"{what} was canceled: {text}"
+        raise exception_for_hresult(code, text)
