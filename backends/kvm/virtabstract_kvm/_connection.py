@@ -1,0 +1,298 @@
+"""One libvirt connection: opening, keepalive, loss detection, reconnect, domain lookup, XML cache.
+
+Reliability rules:
+
+* remote URIs (``qemu+ssh://`` …) get a keepalive (``setKeepAlive``), which
+  needs the event loop of :mod:`._events`;
+* a close callback (``registerCloseCallback``) marks the connection lost the
+  moment libvirt notices (EOF, keepalive timeout, error);
+* :meth:`LibvirtConnection.read` runs an idempotent read and, when the
+  connection turns out to be lost, reconnects once and retries transparently;
+* :meth:`LibvirtConnection.write` never retries: a lost connection raises
+  :class:`~virtabstract.errors.ConnectionLost` (the change may or may not have
+  happened), and the next call reconnects first.
+
+Parsed domain XML is cached per UUID while the event loop delivers
+invalidating events (lifecycle, metadata, device, balloon, tunable changes)
+and dropped on every change made through this connection, so that listing
+VMs costs a constant number of calls once warm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from virtabstract import URL, Credentials, PowerState
+from virtabstract.errors import ConnectionFailed, ConnectionLost, UnsupportedOperation, VMNotFound
+
+from . import _sdk
+from ._errors import OPEN, map_libvirt_errors
+from ._events import ensure_event_loop
+from ._states import event_state
+from ._uri import ConnectOptions, libvirt_uri
+from ._xml import DomainConfig, parse_domain, parse_xml
+
+__all__ = ["LibvirtConnection"]
+
+log = logging.getLogger("virtabstract.kvm")
+T = TypeVar("T")
+
+_CACHE_EVENTS = (
+    "VIR_DOMAIN_EVENT_ID_LIFECYCLE",
+    "VIR_DOMAIN_EVENT_ID_METADATA_CHANGE",
+    "VIR_DOMAIN_EVENT_ID_DEVICE_ADDED",
+    "VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED",
+    "VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE",
+    "VIR_DOMAIN_EVENT_ID_TUNABLE",
+)
+
+
+class LibvirtConnection:
+    """A libvirt ``virConnect`` with reconnect, error mapping and a domain-XML cache."""
+
+    def __init__(self, url: URL, credentials: Credentials, options: ConnectOptions) -> None:
+        self.url = url
+        self.uri = libvirt_uri(url)
+        self.credentials = credentials
+        self.options = options
+        self.conn: Any = None
+        self.lost = False
+        self.reconnects = 0
+        self.events = False
+        self._lock = threading.RLock()
+        self._cache: dict[str, DomainConfig] = {}
+        self._cache_callbacks: list[int] = []
+        self._subscribers: dict[int, Callable[[str, PowerState, str], None]] = {}
+        self._next_subscriber = 0
+
+    # -- opening and closing ------------------------------------------------------------
+
+    @property
+    def is_remote(self) -> bool:
+        """True for URIs that go through libvirt's remote driver over a network transport."""
+        return bool(self.url.host) or (self.url.transport or "") in ("ssh", "tls", "tcp", "libssh", "libssh2")
+
+    @property
+    def is_test(self) -> bool:
+        """True for libvirt's in-process test driver (``test:///…``)."""
+        return self.url.driver == "test"
+
+    def open(self) -> None:
+        """Open the connection (and the event loop first, when enabled)."""
+        lv = _sdk.libvirt()
+        if self.options.events:
+            self.events = ensure_event_loop()
+        flags = lv.VIR_CONNECT_RO if self.options.readonly else 0
+        auth = [[lv.VIR_CRED_AUTHNAME, lv.VIR_CRED_PASSPHRASE, lv.VIR_CRED_USERNAME], self._auth_callback, None]
+        with map_libvirt_errors(f"connect to {self.url}", phase=OPEN):
+            conn = lv.openAuth(self.uri, auth, flags)
+        self.conn = conn
+        self.lost = False
+        self._cache.clear()
+        self._setup_reliability(conn)
+
+    def _auth_callback(self, credentials: list[list[Any]], _opaque: Any) -> int:
+        lv = _sdk.libvirt()
+        for cred in credentials:
+            if cred[0] in (lv.VIR_CRED_AUTHNAME, lv.VIR_CRED_USERNAME):
+                if self.credentials.username is None:
+                    return -1
+                cred[4] = self.credentials.username
+            elif cred[0] == lv.VIR_CRED_PASSPHRASE:
+                if self.credentials.password is None:
+                    return -1
+                cred[4] = self.credentials.password.reveal()
+        return 0
+
+    def _setup_reliability(self, conn: Any) -> None:
+        lv = _sdk.libvirt()
+        interval, count = self.options.keepalive
+        if self.is_remote and self.events and interval > 0:
+            try:
+                conn.setKeepAlive(interval, count)
+            except lv.libvirtError as exc:
+                log.debug("keepalive not available on %s: %s", self.url, exc)
+        try:
+            conn.registerCloseCallback(self._on_close, None)
+        except lv.libvirtError as exc:
+            log.debug("close callback not available on %s: %s", self.url, exc)
+        self._cache_callbacks = []
+        if not self.events:
+            return
+        for name in _CACHE_EVENTS:
+            event_id = getattr(lv, name, None)
+            if event_id is None:
+                continue
+            handler = self._on_lifecycle if name == "VIR_DOMAIN_EVENT_ID_LIFECYCLE" else self._on_domain_event
+            try:
+                self._cache_callbacks.append(conn.domainEventRegisterAny(None, event_id, handler, None))
+            except lv.libvirtError as exc:
+                log.debug("event %s not available on %s: %s", name, self.url, exc)
+
+    def _on_close(self, _conn: Any, reason: int, _opaque: Any) -> None:
+        log.warning("libvirt connection to %s was closed (reason %s)", self.url, reason)
+        self.lost = True
+
+    def _on_domain_event(self, _conn: Any, dom: Any, *_args: Any) -> None:
+        self._cache.pop(dom.UUIDString(), None)
+
+    def _on_lifecycle(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
+        uuid = dom.UUIDString()
+        self._cache.pop(uuid, None)
+        state, native = event_state(event, detail)
+        for callback in list(self._subscribers.values()):
+            try:
+                callback(uuid, state, native)
+            except Exception:
+                log.exception("lifecycle event callback failed")
+
+    def subscribe(self, callback: Callable[[str, PowerState, str], None]) -> Callable[[], None]:
+        """Add a lifecycle subscriber; return the unsubscribe function.
+
+        libvirt-python accepts one callback per (connection, event id), so this connection
+        owns the single LIFECYCLE registration and fans events out to its subscribers.
+        """
+        if not self._cache_callbacks:
+            raise UnsupportedOperation("kvm", "events", "lifecycle events are not available on this connection")
+        key = self._next_subscriber
+        self._next_subscriber += 1
+        self._subscribers[key] = callback
+        return lambda: self._subscribers.pop(key, None) and None
+
+    @property
+    def caching(self) -> bool:
+        """True when parsed domain XML may be reused (events keep it fresh)."""
+        return bool(self._cache_callbacks) and not self.lost
+
+    def close(self) -> None:
+        """Close the connection (idempotent); errors are logged, not raised."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        lv = _sdk.libvirt()
+        for callback_id in self._cache_callbacks:
+            with contextlib.suppress(lv.libvirtError):
+                conn.domainEventDeregisterAny(callback_id)
+        self._cache_callbacks = []
+        with contextlib.suppress(lv.libvirtError):
+            conn.unregisterCloseCallback()
+        try:
+            conn.close()
+        except lv.libvirtError as exc:
+            log.debug("closing %s: %s", self.url, exc)
+
+    def reconnect(self) -> None:
+        """Drop the current connection and open a new one; ConnectionLost if that fails."""
+        with self._lock:
+            log.info("reconnecting to %s", self.url)
+            self.close()
+            try:
+                self.open()
+            except ConnectionFailed as exc:
+                raise ConnectionLost(f"the connection to {self.url} was lost and could not be reopened: {exc}") from exc
+            self.reconnects += 1
+
+    def live(self) -> Any:
+        """The connection, reopened first if it was found lost."""
+        if self.conn is None or self.lost:
+            self.reconnect()
+        return self.conn
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def read(self, what: str, func: Callable[[Any], T]) -> T:
+        """Run an idempotent read; on a lost connection reconnect once and retry."""
+        conn = self.live()
+        try:
+            with map_libvirt_errors(what):
+                return func(conn)
+        except ConnectionLost:
+            self.lost = True
+            conn = self.live()
+            with map_libvirt_errors(what):
+                return func(conn)
+
+    def write(self, what: str, func: Callable[[Any], T], *, vm_id: str | None = None) -> T:
+        """Run a change (never retried); drop the cached XML of *vm_id*."""
+        conn = self.live()
+        try:
+            with map_libvirt_errors(what):
+                return func(conn)
+        except ConnectionLost:
+            self.lost = True
+            raise
+        finally:
+            if vm_id is not None:
+                self._cache.pop(vm_id, None)
+
+    def forget(self, vm_id: str) -> None:
+        """Drop the cached XML of one domain."""
+        self._cache.pop(vm_id, None)
+
+    # -- domains --------------------------------------------------------------------------------
+
+    def domain(self, vm_id: str) -> Any:
+        """The ``virDomain`` with UUID *vm_id*; VMNotFound for anything else (names included)."""
+        try:
+            uuidlib.UUID(vm_id)
+        except (ValueError, AttributeError, TypeError):
+            raise VMNotFound(f"{vm_id!r} is not a libvirt domain UUID") from None
+        return self.read(f"look up VM {vm_id}", lambda c: c.lookupByUUIDString(vm_id))
+
+    def config(self, dom: Any, *, fresh: bool = False, inactive: bool = False) -> DomainConfig:
+        """The parsed XML of *dom* (live XML of a running domain unless *inactive*), cached when possible."""
+        key = dom.UUIDString()
+        if not fresh and not inactive and self.caching and key in self._cache:
+            return self._cache[key]
+        lv = _sdk.libvirt()
+        flags = lv.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        config = parse_domain(self.read(f"read the XML of VM {key}", lambda _c: dom.XMLDesc(flags)))
+        disks = []
+        for disk in config.disks:
+            size, backing = self.disk_details(dom, disk.path)
+            disks.append(replace(disk, size_mib=size, backing=disk.backing or backing))
+        config = replace(config, disks=tuple(disks))
+        if not inactive and self.caching:
+            self._cache[key] = config
+        return config
+
+    def disk_details(self, dom: Any, path: str) -> tuple[int, str]:
+        """``(capacity MiB, backing file)`` of the disk image at *path* (its volume, else ``blockInfo``)."""
+        if not path:
+            return 0, ""
+        lv = _sdk.libvirt()
+        conn = self.live()
+        try:
+            vol = parse_xml(conn.storageVolLookupByPath(path).XMLDesc(0))
+            capacity = int(vol.findtext("capacity") or 0)
+            unit = vol.find("capacity").get("unit", "bytes") if vol.find("capacity") is not None else "bytes"  # type: ignore[union-attr]
+            scale = {"bytes": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}.get(unit.lower(), 1)
+            return capacity * scale // (1024 * 1024), vol.findtext("backingStore/path") or ""
+        except lv.libvirtError:
+            pass
+        try:
+            return int(dom.blockInfo(path, 0)[0]) // (1024 * 1024), ""
+        except lv.libvirtError:
+            return 0, ""
+
+    def volume_mtime(self, path: str) -> float | None:
+        """Modification time of the volume at *path*, when its pool reports timestamps."""
+        lv = _sdk.libvirt()
+        try:
+            vol = parse_xml(self.live().storageVolLookupByPath(path).XMLDesc(0))
+        except lv.libvirtError:
+            return None
+        text = vol.findtext("target/timestamps/mtime")
+        return float(text) if text else None
+
+    def xml(self, dom: Any, *, inactive: bool = False, secure: bool = False) -> str:
+        """The raw domain XML (persistent definition with *inactive*; passwords with *secure*)."""
+        lv = _sdk.libvirt()
+        flags = (lv.VIR_DOMAIN_XML_INACTIVE if inactive else 0) | (lv.VIR_DOMAIN_XML_SECURE if secure else 0)
+        return str(self.read(f"read the XML of VM {dom.UUIDString()}", lambda _c: dom.XMLDesc(flags)))

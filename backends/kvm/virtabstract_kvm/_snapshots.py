@@ -1,0 +1,137 @@
+"""Snapshots: libvirt's snapshot tree in virtabstract's terms.
+
+A snapshot's id is its libvirt name: libvirt keys snapshots by name, so the
+id is stable for the snapshot's lifetime and names are unique per VM. The
+core's duplicate-name policy therefore ends at libvirt: even with
+``allow_duplicate=True`` a second snapshot of the same name raises
+:class:`~virtabstract.errors.AlreadyExists`.
+
+On QEMU the snapshots are *internal* (inside the qcow2 images): a stopped VM
+gets a disk-only snapshot, a running one a full system checkpoint with
+memory (``memory=True``). QEMU cannot take an internal snapshot of a running
+VM without its memory; that combination raises UnsupportedOperation.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+from virtabstract import PowerState, SnapshotInfo
+
+from . import _sdk
+from ._errors import map_libvirt_errors
+from ._xml import parse_xml
+
+__all__ = ["create", "delete", "domain_definition", "list_snapshots", "revert"]
+
+_SNAP_STATES = {
+    "running": PowerState.RUNNING,
+    "blocked": PowerState.RUNNING,
+    "paused": PowerState.PAUSED,
+    "shutdown": PowerState.STOPPING,
+    "shutoff": PowerState.STOPPED,
+    "crashed": PowerState.CRASHED,
+    "pmsuspended": PowerState.PAUSED,
+    "disk-snapshot": PowerState.STOPPED,
+}
+
+
+def _info(vm_id: str, xml: str, current: str | None) -> SnapshotInfo:
+    root = parse_xml(xml)
+    name = root.findtext("name") or ""
+    created = root.findtext("creationTime")
+    memory = root.find("memory")
+    state = root.findtext("state") or "shutoff"
+    has_memory = memory is not None and memory.get("snapshot", "no") not in ("no", "")
+    if memory is None:  # older libvirt: an active state means a full checkpoint
+        has_memory = state in ("running", "paused", "blocked")
+    return SnapshotInfo(
+        id=name,
+        name=name,
+        vm_id=vm_id,
+        parent_id=root.findtext("parent/name") or None,
+        description=root.findtext("description") or "",
+        created=datetime.fromtimestamp(int(created), UTC) if created else None,
+        vm_state=_SNAP_STATES.get(state, PowerState.UNKNOWN),
+        has_memory=has_memory,
+        is_current=name == current,
+    )
+
+
+def list_snapshots(dom: Any, vm_id: str) -> list[SnapshotInfo]:
+    """Every snapshot of *dom*, parents before children, with children ids filled in."""
+    lv = _sdk.libvirt()
+    with map_libvirt_errors("list snapshots"):
+        snaps = dom.listAllSnapshots(0)
+        current = None
+        if snaps and dom.hasCurrentSnapshot(0):
+            current = dom.snapshotCurrent(0).getName()
+        infos = [_info(vm_id, s.getXMLDesc(lv.VIR_DOMAIN_SNAPSHOT_XML_SECURE), current) for s in snaps]
+    children: dict[str | None, list[str]] = {}
+    for info in infos:
+        children.setdefault(info.parent_id, []).append(info.id)
+    by_id = {i.id: i for i in infos}
+    ordered: list[SnapshotInfo] = []
+
+    def order(snap_id: str) -> tuple[datetime, str]:
+        return by_id[snap_id].created or datetime.min.replace(tzinfo=UTC), snap_id
+
+    def visit(snap_id: str) -> None:
+        info = by_id[snap_id]
+        kids = sorted(children.get(snap_id, []), key=order)
+        ordered.append(SnapshotInfo(**{**info.__dict__, "children_ids": tuple(kids)}))
+        for kid in kids:
+            visit(kid)
+
+    roots = [i.id for i in infos if i.parent_id is None or i.parent_id not in by_id]
+    for root_id in sorted(roots, key=order):
+        visit(root_id)
+    return ordered
+
+
+def create(dom: Any, vm_id: str, name: str, *, description: str, memory: bool, active: bool) -> SnapshotInfo:
+    """Take a snapshot: with memory when *memory* and the domain is *active*, else disk-only."""
+    root = ET.Element("domainsnapshot")
+    ET.SubElement(root, "name").text = name
+    if description:
+        ET.SubElement(root, "description").text = description
+    if active and not memory:
+        ET.SubElement(root, "memory", snapshot="no")
+    with map_libvirt_errors(f"create snapshot {name!r}"):
+        snap = dom.snapshotCreateXML(ET.tostring(root, encoding="unicode"), 0)
+        xml = snap.getXMLDesc(0)
+    return _info(vm_id, xml, name)
+
+
+def revert(dom: Any, name: str) -> None:
+    """Revert to the snapshot *name*, to the state it recorded (running when it has memory)."""
+    lv = _sdk.libvirt()
+    with map_libvirt_errors(f"snapshot {name!r}"):
+        snap = dom.snapshotLookupByName(name, 0)
+    try:
+        with map_libvirt_errors(f"revert to snapshot {name!r}"):
+            dom.revertToSnapshot(snap, 0)
+    except Exception as exc:
+        orig = getattr(exc, "orig", None)
+        if orig is None or orig.get_error_code() != lv.VIR_ERR_SNAPSHOT_REVERT_RISKY:
+            raise
+        with map_libvirt_errors(f"revert to snapshot {name!r}"):
+            dom.revertToSnapshot(snap, lv.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
+
+
+def delete(dom: Any, name: str, *, children: bool) -> None:
+    """Delete the snapshot *name* (its data merges into its children), or its whole subtree."""
+    lv = _sdk.libvirt()
+    with map_libvirt_errors(f"delete snapshot {name!r}"):
+        snap = dom.snapshotLookupByName(name, 0)
+        snap.delete(lv.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0)
+
+
+def domain_definition(dom: Any, name: str) -> ET.Element | None:
+    """The domain definition recorded in snapshot *name* (secrets included), if libvirt kept one."""
+    lv = _sdk.libvirt()
+    with map_libvirt_errors(f"snapshot {name!r}"):
+        xml = dom.snapshotLookupByName(name, 0).getXMLDesc(lv.VIR_DOMAIN_SNAPSHOT_XML_SECURE)
+    return parse_xml(xml).find("domain")
