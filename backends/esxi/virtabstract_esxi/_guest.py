@@ -9,7 +9,8 @@ only the exit code: there is no stdout/stderr channel (this is why community.vmw
 2. starts the program with its output redirected to them — on Linux/Unix through
    ``/usr/bin/env`` (Tools runs the command line through the guest's shell, so the
    redirections work and ``argv`` is quoted with :func:`shlex.quote`); on Windows through
-   ``cmd.exe /c`` with :func:`subprocess.list2cmdline` quoting;
+   ``cmd.exe /c`` with :func:`subprocess.list2cmdline` quoting, caret-escaped for cmd
+   (:func:`windows_command_line`);
 3. waits for ``ListProcessesInGuest(pids=[pid])`` to report an ``endTime``
    (guest processes have no update channel, so this is a bounded poll through the
    core's :func:`virtabstract.wait_until`);
@@ -22,7 +23,9 @@ Guest credentials come from the connect options ``guest_username`` /
 ``VIRTABSTRACT_GUEST_PASSWORD``; they are never logged nor put into messages.
 
 vcsim 0.24 implements none of the process operations and only container-backed file
-transfers, so this module is verified by unit tests against a fake service object.
+transfers, so this module is verified against ``tests/backends/esxi/soapfake`` (real pyVmomi on
+the SOAP wire, the guest operations answered from VMware's documented semantics) and by unit tests
+against a fake service object.
 """
 
 from __future__ import annotations
@@ -154,9 +157,35 @@ def ip_addresses_from_net(net: Sequence[Any], primary: str | None) -> list[IPAdd
     return found
 
 
+_CMD_METACHARACTERS = frozenset('"&|<>^()')
+
+
+def cmd_escape(command_line: str) -> str:
+    """Caret-escape every character cmd.exe would interpret (``& | < > ^ ( )`` and ``"``).
+
+    cmd.exe parses the line before the program sees it: an unquoted ``&`` starts another command,
+    ``<``/``>`` redirect, and ``"`` toggles cmd's own quoting — so an argument such as ``a&b`` (or one
+    with an embedded quote) quoted only for the program would run a second command. ``^x`` is a
+    literal ``x`` to cmd, which removes the caret, and an escaped ``^"`` opens no quoted region: the
+    program receives exactly *command_line*. (``%NAME%`` is still expanded when NAME is defined.)
+    """
+    return "".join("^" + c if c in _CMD_METACHARACTERS else c for c in command_line)
+
+
 def windows_command_line(argv: Sequence[str], out: str, err: str, stdin: str | None) -> str:
-    """``cmd.exe /c`` arguments running *argv* with redirections (cmd's quoting rules)."""
-    inner = subprocess.list2cmdline(list(argv)) + f' >"{out}" 2>"{err}"'
+    """``cmd.exe /c`` arguments running *argv* with redirections.
+
+    *argv* is quoted for the program (:func:`subprocess.list2cmdline`, the C runtime's rules), then
+    escaped for cmd.exe (:func:`cmd_escape`); only our own redirections are left for cmd to act on.
+    The program itself is the exception when the quoting put it in double quotes (a path with
+    spaces): cmd finds the program from its first token, which a caret-escaped ``^"`` would cut at
+    the first space — inside real quotes its ``( ) &`` are literal to cmd anyway.
+    """
+    program = subprocess.list2cmdline(list(argv[:1]))
+    if not (program.startswith('"') and '"' not in argv[0]):
+        program = cmd_escape(program)
+    rest = cmd_escape(subprocess.list2cmdline(list(argv[1:])))
+    inner = program + (f" {rest}" if rest else "") + f' >"{out}" 2>"{err}"'
     if stdin:
         inner += f' <"{stdin}"'
     return f'/c "{inner}"'

@@ -174,7 +174,8 @@ def test_windows_goes_through_cmd() -> None:
     ops.exec("vm", ["dir", "C:\\Program Files"], family=OSFamily.WINDOWS, stdin=None, timeout=30, env={})
     spec = guest.started[0]
     assert spec.programPath.lower().endswith("cmd.exe")
-    assert spec.arguments.startswith('/c "dir "C:\\Program Files" >"')
+    # arguments are caret-escaped for cmd.exe (^" opens no quoted region); the program keeps plain quotes
+    assert spec.arguments.startswith('/c "dir ^"C:\\Program Files^" >"')
     assert windows_command_line(["a b"], "o", "e", "i") == '/c ""a b" >"o" 2>"e" <"i""'
     assert subprocess.list2cmdline(["a b"]) == '"a b"'
 
