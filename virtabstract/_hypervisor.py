@@ -939,6 +939,7 @@ class Guest:
         :param argv: the program and its arguments.
         :param timeout: seconds before :class:`~virtabstract.errors.OperationTimeout`.
         :param stdin: data for standard input.
+        :param env: variables added to (or overriding) the environment the guest agent gives the program.
         :param check: raise :class:`~virtabstract.errors.GuestCommandFailed` on a non-zero exit.
         """
         if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):

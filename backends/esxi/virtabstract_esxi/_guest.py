@@ -308,12 +308,15 @@ class GuestOps:
                 program = r"C:\Windows\System32\cmd.exe"
                 arguments = windows_command_line(argv, str(out), str(err), stdin_path)
             else:
+                # Tools *replace* the environment with envVariables; the core promises additions,
+                # which /usr/bin/env NAME=VALUE gives on Unix guests.
                 program = "/usr/bin/env"
-                arguments = unix_command_line(argv, str(out), str(err), stdin_path)
+                assignments = "".join(shlex.quote(f"{k}={v}") + " " for k, v in env.items())
+                arguments = assignments + unix_command_line(argv, str(out), str(err), stdin_path)
             spec = vim.vm.guest.ProcessManager.ProgramSpec(
                 programPath=program,
                 arguments=arguments,
-                envVariables=[f"{k}={v}" for k, v in env.items()] or None,
+                envVariables=[f"{k}={v}" for k, v in env.items()] if windows and env else None,
             )
             pid = int(self._call(lambda: processes.StartProgramInGuest(vm, auth, spec)))
             log.debug("guest program %s started with pid %d", argv[0], pid)

@@ -742,8 +742,19 @@ class KVMBackend(Backend):
     def guest_exec(
         self, vm_id: str, argv: Sequence[str], *, stdin: bytes | None, timeout: float, env: Mapping[str, str]
     ) -> ExecResult:
-        """guest-exec with captured output, polled with guest-exec-status."""
+        """guest-exec with captured output, polled with guest-exec-status.
+
+        qemu-ga *replaces* the environment when given one; the core promises variables are *added*,
+        so on non-Windows guests they go through ``/usr/bin/env NAME=VALUE … argv`` instead.
+        """
+        if env and not self._is_windows_guest(vm_id):
+            argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items()), *argv]
+            env = {}
         return _guest.exec_command(self._agent(vm_id), argv, stdin=stdin, env=env, timeout=timeout, clock=self.clock)
+
+    def _is_windows_guest(self, vm_id: str) -> bool:
+        guest_os = self.get_vm(vm_id).guest_os
+        return guest_os is not None and get_guest_os(guest_os).family is OSFamily.WINDOWS
 
     def guest_read_file(self, vm_id: str, path: str) -> bytes:
         """guest-file-open/read/close in 48 KiB chunks."""

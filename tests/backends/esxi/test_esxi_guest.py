@@ -84,6 +84,9 @@ class FakeGuest:
             p[:2] if p.startswith("2>") else p[0]: p.lstrip("2><") for p in parts if p[0] in "<>" or p.startswith("2>")
         }
         argv = [p for p in parts if not (p[0] in "<>" or p.startswith("2>"))]
+        added = []  # /usr/bin/env NAME=VALUE … adds to the environment
+        while argv and "=" in argv[0]:
+            added.append(argv.pop(0))
         stdin = self.files.get(redirect.get("<", ""), b"")
         code, out, err = 0, b"", b""
         if argv[0] == "echo":
@@ -91,7 +94,7 @@ class FakeGuest:
         elif argv[0] == "cat":
             out = stdin
         elif argv[0] == "env":
-            out = "\n".join(spec.envVariables or []).encode()
+            out = "\n".join([*(spec.envVariables or []), *added]).encode()
         else:
             code, err = 127, f"{argv[0]}: not found\n".encode()
         self.files[redirect[">"]] = out
