@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtabstract import DiskInfo, NicInfo, ReconfigureChange, ResourceAllocation, get_guest_os, wait_until
 from virtabstract._spec import Disk, Nic
-from virtabstract.errors import DeviceNotFound, UnsupportedOperation
+from virtabstract.errors import DeviceNotFound, UnsupportedOperation, VirtAbstractError
 
 from . import _sdk, _storage
 from ._errors import map_libvirt_errors
@@ -98,11 +98,45 @@ def plan_reconfigure(b: KVMBackend, vm_id: str, changes: Mapping[str, Any]) -> l
         elif field == "cpus":
             mode = "live" if cfg.cpus <= new <= cfg.max_cpus else "needs_power_off"
         elif field == "memory_mib":
-            mode = "live" if new <= cfg.max_memory_mib else "needs_power_off"
+            live = new <= cfg.max_memory_mib and (new == cfg.memory_mib or balloon_active(b, dom))
+            mode = "live" if live else "needs_power_off"
         else:
             mode = "live"
         plan.append(ReconfigureChange(field, current.get(field), new, mode))
     return plan
+
+
+BALLOON_GUEST_STATS = ("unused", "available", "usable", "major_fault", "minor_fault", "swap_in", "disk_caches")
+"""``memoryStats()`` keys only the guest's virtio balloon driver provides (QEMU alone gives ``actual``, ``rss``)."""
+
+
+def balloon_active(b: KVMBackend, dom: Any) -> bool:
+    """Whether a live memory change can take effect: the guest's balloon driver answers.
+
+    A live memory change is a balloon request; a guest without a virtio balloon driver
+    ignores it and keeps all its memory. Domains created here poll balloon statistics
+    (``<memballoon><stats period='5'/>``), which only a working guest driver fills in.
+    The test driver has no balloon and applies the value directly.
+    """
+    if b.lc.is_test:
+        return True
+    try:
+        stats = b.lc.read("read memory statistics", lambda _c: dom.memoryStats())
+    except VirtAbstractError:  # no statistics: no driver seen
+        return False
+    return int(stats.get("last_update", 0)) > 0 or any(key in stats for key in BALLOON_GUEST_STATS)
+
+
+def _wait_balloon(b: KVMBackend, dom: Any, kib: int, timeout: float = 30.0) -> None:
+    """Wait until the balloon reaches *kib* (the guest gives memory back asynchronously)."""
+    if b.lc.is_test:
+        return
+    wait_until(
+        lambda: abs(int(b.lc.read("read memory", lambda _c: dom.info())[2]) - kib) <= 1024,
+        timeout=timeout,
+        what=f"the balloon of {dom.name()!r} to reach {kib // 1024} MiB",
+        clock=b.clock,
+    )
 
 
 def apply_reconfigure(b: KVMBackend, vm_id: str, changes: Sequence[ReconfigureChange]) -> None:
@@ -130,6 +164,7 @@ def apply_reconfigure(b: KVMBackend, vm_id: str, changes: Sequence[ReconfigureCh
             if live:
                 for flags in (live_only, config_only):
                     _do(b, what, vm_id, dom.setMemoryFlags, kib, flags)
+                _wait_balloon(b, dom, kib)
                 continue
             maximum = config_only | lv.VIR_DOMAIN_MEM_MAXIMUM
             persistent = b.lc.config(dom, fresh=True, inactive=True)

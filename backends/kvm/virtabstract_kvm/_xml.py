@@ -209,6 +209,8 @@ def build_domain(
         _sub(graphics, "listen", type="address", address="127.0.0.1")
     rng = _sub(devices, "rng", model="virtio")
     _sub(rng, "backend", "/dev/urandom", model="random")
+    balloon = _sub(devices, "memballoon", model="virtio")
+    _sub(balloon, "stats", period="5")  # the guest's balloon driver then reports (see _devices.balloon_active)
     return root
 
 
