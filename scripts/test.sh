@@ -24,4 +24,4 @@ fi
 mapfile -t BACKEND_PACKAGES < <(dirname backends/*/virtabstract_*/__init__.py)
 "$VENV/bin/mypy" --strict virtabstract "${BACKEND_PACKAGES[@]}"
 "$VENV/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html
-"$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest -p no:cacheprovider --durations=25 "$@"
