@@ -46,6 +46,7 @@ from ._model import (
     SnapshotInfo,
     StorageInfo,
     VMInfo,
+    VMSummary,
     to_dict,
 )
 from ._plugins import BackendRegister, PluginManager, get_plugin_manager
@@ -98,6 +99,7 @@ __all__ = [
     "VMCollection",
     "VMInfo",
     "VMSpec",
+    "VMSummary",
     "__version__",
     "all_guest_oses",
     "check_transition",

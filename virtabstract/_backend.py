@@ -19,6 +19,7 @@ contract test checks that declarations and behaviour agree.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from ._model import (
     SnapshotInfo,
     StorageInfo,
     VMInfo,
+    VMSummary,
 )
 from ._spec import Disk, Nic, VMSpec
 from ._url import URL
@@ -93,6 +95,20 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
 
 
+_SECRET_OPTION = re.compile(r"pass(?:word|wd|phrase)?$|secret|token|ticket|credential", re.IGNORECASE)
+
+
+class _ConnectOptions(dict[str, Any]):
+    """The connect options as given, but ``repr()`` masks secret-looking ones (``guest_password`` …).
+
+    Backends read them like any dict; a user printing ``hv.backend.options`` (or ``vars(hv.backend)``)
+    while debugging sees ``'***'`` instead of the value.
+    """
+
+    def __repr__(self) -> str:
+        return repr({k: "***" if v is not None and _SECRET_OPTION.search(str(k)) else v for k, v in self.items()})
+
+
 class Backend(ABC):
     """Base class of every hypervisor backend.
 
@@ -114,7 +130,8 @@ class Backend(ABC):
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         self.url = url
         self.credentials = credentials
-        self.options = dict(options)
+        self.options: dict[str, Any] = _ConnectOptions(options)
+        """The keyword options given to :func:`~virtabstract.connect` (secret ones masked in ``repr``)."""
         self.clock: Clock = SystemClock()
 
     # -- connection -----------------------------------------------------------------
@@ -161,6 +178,10 @@ class Backend(ABC):
     @abstractmethod
     def list_vms(self) -> list[VMInfo]:
         """Every VM, in a number of round trips that does not grow with the VM count."""
+
+    def list_vm_summaries(self) -> list[VMSummary]:
+        """Every VM's :class:`VMSummary`; override with the backend's cheapest bulk call."""
+        return [VMSummary.from_info(info) for info in self.list_vms()]
 
     @abstractmethod
     def get_vm(self, vm_id: str) -> VMInfo:

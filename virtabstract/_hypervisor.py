@@ -33,6 +33,7 @@ from ._model import (
     SnapshotInfo,
     StorageInfo,
     VMInfo,
+    VMSummary,
 )
 from ._spec import Disk, Nic, VMSpec
 from ._units import parse_size
@@ -237,6 +238,10 @@ class VMCollection:
     def list_info(self) -> builtins.list[VMInfo]:
         """Every VM's :class:`VMInfo`, in a number of round trips independent of the VM count."""
         return self._hv._call("list_vms", None, self._hv.backend.list_vms)
+
+    def list_summaries(self) -> builtins.list[VMSummary]:
+        """Every VM's :class:`VMSummary` (state, size, guest OS, known IPs): the fastest inventory."""
+        return self._hv._call("list_vm_summaries", None, self._hv.backend.list_vm_summaries)
 
     def get(self, name_or_id: str) -> VM:
         """The VM with this id, or else this exact name.

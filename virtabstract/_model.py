@@ -35,6 +35,7 @@ __all__ = [
     "SnapshotInfo",
     "StorageInfo",
     "VMInfo",
+    "VMSummary",
     "to_dict",
 ]
 
@@ -291,6 +292,41 @@ class VMInfo:
     boot_order: tuple[str, ...] = ()
     cdrom: str | None = None
     backend: str = ""
+
+
+@dataclass(frozen=True)
+class VMSummary:
+    """The fields an inventory needs, read for every VM in the cheapest bulk call the backend has.
+
+    Unlike :class:`VMInfo` it carries no devices; it does carry the IP addresses the
+    hypervisor already knows without asking each guest (empty when it knows none).
+    """
+
+    id: str
+    name: str
+    state: PowerState
+    native_state: str
+    cpus: int
+    memory_mib: int
+    guest_os: str | None = None
+    guest_os_native: str = ""
+    ip_addresses: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_info(cls, info: VMInfo) -> VMSummary:
+        """The summary part of a full :class:`VMInfo` (no IP addresses)."""
+        return cls(
+            id=info.id,
+            name=info.name,
+            state=info.state,
+            native_state=info.native_state,
+            cpus=info.cpus,
+            memory_mib=info.memory_mib,
+            guest_os=info.guest_os,
+            guest_os_native=info.guest_os_native,
+            tags=info.tags,
+        )
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,21 @@ class InventoryContract(ContractBase):
         assert [d.id for d in listed.disks] == [d.id for d in single.disks]
         assert [n.mac for n in listed.nics] == [n.mac for n in single.nics]
 
+    def test_inventory_summaries_match_info(self, hypervisor: Hypervisor, vm_factory: VMFactory) -> None:
+        """The fast summary listing agrees with the full listing on every VM it shares fields with."""
+        require(hypervisor, Capability.CREATE)
+        vm = vm_factory(cpus=2)
+        summaries = {s.id: s for s in hypervisor.vms.list_summaries()}
+        infos = {i.id: i for i in hypervisor.vms.list_info()}
+        assert vm.id in summaries
+        assert set(summaries) == set(infos)
+        for vm_id, summary in summaries.items():
+            info = infos[vm_id]
+            for field in ("name", "cpus", "memory_mib", "guest_os", "tags"):
+                assert getattr(summary, field) == getattr(info, field), (vm_id, field)
+            for address in summary.ip_addresses:
+                assert isinstance(address, str) and address
+
     def test_inventory_find_filters(self, hypervisor: Hypervisor, vm_factory: VMFactory) -> None:
         """``vms.find()`` filters by name pattern, state, tag, guest OS and OS family."""
         require(hypervisor, Capability.CREATE)
