@@ -304,12 +304,11 @@ class VMSpec(_SpecBase):
         value = self.boot_order
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
             raise SpecError("boot_order", "a list drawn from 'disk', 'cdrom', 'network'", value)
-        order = tuple(value)
-        for i, device in enumerate(order):
-            _check_choice(device, f"boot_order[{i}]", BOOT_DEVICES)
+        # compare case-folded names: ["disk", "Disk"] names one device twice
+        order = tuple(str(_check_choice(d, f"boot_order[{i}]", BOOT_DEVICES)) for i, d in enumerate(value))
         if len(set(order)) != len(order):
             raise SpecError("boot_order", "each device at most once", list(order))
-        return tuple(d.lower() for d in order)
+        return order
 
     def _checked_tags(self) -> tuple[str, ...]:
         value = self.tags

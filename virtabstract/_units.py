@@ -9,17 +9,18 @@ Memory and disk sizes are stored as whole MiB. Users may give an ``int``
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 __all__ = ["format_size", "parse_size"]
 
-_FACTORS_MIB: dict[str, float] = {
-    "": 1,
-    "b": 1 / (1024 * 1024),
-    "k": 1 / 1024,
-    "m": 1,
-    "g": 1024,
-    "t": 1024 * 1024,
-    "p": 1024 * 1024 * 1024,
+_FACTORS_MIB: dict[str, Fraction] = {
+    "": Fraction(1),
+    "b": Fraction(1, 1024 * 1024),
+    "k": Fraction(1, 1024),
+    "m": Fraction(1),
+    "g": Fraction(1024),
+    "t": Fraction(1024 * 1024),
+    "p": Fraction(1024 * 1024 * 1024),
 }
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])i?b?)?\s*$", re.IGNORECASE)
 _BYTES_RE = re.compile(r"^\s*(\d+)\s*(b|bytes?)\s*$", re.IGNORECASE)
@@ -41,19 +42,20 @@ def parse_size(value: int | str, *, what: str = "size") -> int:
     if not isinstance(value, str):
         raise ValueError(f"{what} must be an int of MiB or a string like '2GiB'")
     byte_match = _BYTES_RE.match(value)
+    match = None if byte_match else _SIZE_RE.match(value)
+    if not byte_match and not match:
+        raise ValueError(f"{what} {value!r} is not a size like '2GiB', '512MiB' or an int of MiB")
+    # Exact arithmetic: a float would silently change large values (2**53 + 1 MiB) and overflow on long ones.
     if byte_match:
-        mib = int(byte_match.group(1)) / (1024 * 1024)
+        mib = Fraction(int(byte_match.group(1)), 1024 * 1024)
     else:
-        match = _SIZE_RE.match(value)
-        if not match:
-            raise ValueError(f"{what} {value!r} is not a size like '2GiB', '512MiB' or an int of MiB")
-        number, prefix = float(match.group(1)), (match.group(2) or "").lower()
-        mib = number * _FACTORS_MIB[prefix]
+        assert match is not None
+        mib = Fraction(match.group(1)) * _FACTORS_MIB[(match.group(2) or "").lower()]
     if mib <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
-    if abs(mib - round(mib)) > 1e-9:
+    if mib.denominator != 1:
         raise ValueError(f"{what} {value!r} is not a whole number of MiB")
-    return round(mib)
+    return int(mib)
 
 
 def format_size(mib: int) -> str:

@@ -25,6 +25,8 @@ __all__ = ["URL", "make_url"]
 _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9.-]*(\+[a-zA-Z0-9.-]+)?$")
 _WINDOWS_DRIVE_PATH = re.compile(r"^/[A-Za-z]:[/\\]")
 MASK = "***"
+_BAD_HOST = re.compile(r"[\s\x00-\x1f\x7f/\\@?#]")
+"""Characters no host name or address literal contains (after percent-decoding)."""
 
 
 class _Query(Mapping[str, str]):
@@ -165,7 +167,8 @@ class URL:
             if self.password is not None:
                 auth += ":" + (MASK if hide_password else quote(self.password, safe=""))
             auth += "@"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = self.host.replace("%", "%25")  # parse() percent-decodes the host: keep '%' literal
+        host = f"[{host}]" if ":" in host else host
         port = f":{self.port}" if self.port is not None else ""
         query = "?" + urlencode(list(self.query.items())) if self.query else ""
         return f"{self.scheme}://{auth}{host}{port}{quote(self.path, safe='/:')}{query}"
@@ -194,13 +197,17 @@ def _split_host_port(authority: str, original: str) -> tuple[str, int | None]:
         host, _, port_text = authority.partition(":")
     port: int | None = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise InvalidURL(f"port {port_text!r} is not a number between 1 and 65535")
         port = int(port_text)
-    return unquote(host), port
+    host = unquote(host)
+    if _BAD_HOST.search(host):
+        raise InvalidURL(f"invalid host {host!r} in {_mask_text(original)!r}: no blanks, control characters or /\\@?#")
+    return host, port
 
 
 def _mask_text(text: str) -> str:
     """Mask a password in raw URL text that failed to parse, for error messages."""
-    # Over-masking is fine here: the text is only ever shown in an error message.
-    return re.sub(r"([^/@:\s]+):[^@\s]*@", rf"\g<1>:{MASK}@", text)
+    # Over-masking is fine here: the text is only ever shown in an error message. The password runs
+    # from the user's ':' to the *last* '@' before the path, whatever it contains (blanks, '@', ':' …).
+    return re.sub(r"([^/@:\s]*):[^/?#]*@", rf"\g<1>:{MASK}@", text)

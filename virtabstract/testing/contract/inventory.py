@@ -129,7 +129,8 @@ class InventoryContract(ContractBase):
             for field in ("name", "cpus", "memory_mib", "guest_os", "tags"):
                 assert getattr(summary, field) == getattr(info, field), (vm_id, field)
             for address in summary.ip_addresses:
-                assert isinstance(address, str) and address
+                assert isinstance(address, str)
+                assert address
 
     def test_inventory_find_filters(self, hypervisor: Hypervisor, vm_factory: VMFactory) -> None:
         """``vms.find()`` filters by name pattern, state, tag, guest OS and OS family."""
