@@ -198,12 +198,6 @@ def test_create_interrupted_midway_on_a_file_store_leaves_nothing(
     assert not list(tmp_path.glob(".lab.json.*.tmp")), "a temporary file was left behind"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (mock backend, MemoryStore): an exception raised inside create after _add_volume leaves the "
-    "new volumes (and advanced counters) in the in-memory document: MemoryStore.transaction yields the live "
-    "document and does not roll back; FileStore does (it only writes on success)",
-)
 def test_create_interrupted_midway_in_memory_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     # not tallied: a known bug is reported as such, not as a fault survived
     with virtabstract.connect("mock://?clock=manual") as hv:

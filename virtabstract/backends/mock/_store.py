@@ -17,6 +17,7 @@ parsed copy is reused while the file's bytes are unchanged.
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import logging
@@ -114,8 +115,9 @@ class Store:
 class MemoryStore(Store):
     """The document in memory: one per ``mock://`` connection.
 
-    Mutations are validated before they change anything, so a failed
-    operation leaves no trace (no copy is needed).
+    A transaction works on a copy that replaces the document only when the block
+    succeeds, so an operation failing midway (even with an unexpected exception)
+    leaves no trace, exactly like the file store, which writes only on success.
     """
 
     def __init__(self) -> None:
@@ -127,8 +129,10 @@ class MemoryStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Document]:
-        """Yield the live document."""
-        yield self.data
+        """Yield a working copy; it becomes the document when the block exits without an error."""
+        working = copy.deepcopy(self.data)
+        yield working
+        self.data = working
 
     @property
     def is_new(self) -> bool:
