@@ -138,7 +138,6 @@ def test_garbage_version_is_backend_error(fake: RecordedVBox, command: str, tall
             _connect(fake, inprocess=False)
 
 
-@pytest.mark.xfail(strict=True, reason=GARBAGE_BUG)
 def test_garbage_output_is_backend_error(hv: Hypervisor, fake: RecordedVBox, vm: VM) -> None:
     for command, call in (("showvminfo", vm.info), ("list", hv.vms.list_info)):
         fake.update(lambda s, c=command: s["faults"].update(garbage=[c]))  # type: ignore[misc]

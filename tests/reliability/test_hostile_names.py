@@ -160,17 +160,11 @@ def test_vcsim(vcsim_hv: Hypervisor, vpx_sim: Any, name: str, tally: Tally) -> N
 
 # -- VirtualBox: one argv item each -----------------------------------------------------------------------
 
-VBOX_LINE_SEPARATOR_BUG = (
-    "bug (vbox backend, _parse): VBoxManage output is split with str.splitlines(), which also breaks lines at "
-    "U+2028, U+2029, U+0085 (NEL), \\x0b, \\x0c, \\x1c-\\x1e; a VM name or description containing one (the core "
-    "accepts them) is read back changed ('sep\\u2028line' becomes 'sep\\nline') and the VM cannot be found by "
-    "its name. VBoxManage ends lines with '\\n' (or '\\r\\n'): split on those only"
-)
 VBOX_NAMES = [
     'it\'s "quoted" $(touch pwned)`id`; <&>',
     "--version",
     'key=value"=x',
-    pytest.param("sep\u2028line\u0085next", marks=pytest.mark.xfail(strict=True, reason=VBOX_LINE_SEPARATOR_BUG)),
+    "sep\u2028line\u0085next",
     "line\nbreak",
     LONG,
 ]
@@ -222,7 +216,7 @@ def test_vbox_argv_through_a_child_process(vbox_process: tuple[Hypervisor, Any],
 def _vbox_argv(vbox: tuple[Hypervisor, Any], name: str, tally: Tally) -> None:
     hv, fake = vbox
     tally.add_inputs("hostile:vbox")
-    texts = [t for t in HOSTILE_TEXT if "\u2028" not in t]  # that one is the xfailed case, in the name
+    texts = list(HOSTILE_TEXT)
     description = "described: " + texts[len(name) % len(texts)]
     start = len(fake.argvs())
     vm = _round_trip(hv, name, description, snapshot=name if _probe(name) else None)

@@ -344,8 +344,19 @@ class VBoxBackend(Backend):
                 table[block["Location"]] = block
         return table
 
+    def _list_vms(self) -> list[tuple[str, str]]:
+        text = self.vbm.out("list", "vms")
+        try:
+            return parse_list_vms(text)
+        except ParseError as exc:
+            raise BackendError(f"VBoxManage list vms printed garbage: {exc}", orig=exc) from exc
+
     def _showvminfo(self, vm_id: str) -> dict[str, str]:
-        return parse_machinereadable(self.vbm.out("showvminfo", vm_id, "--machinereadable"))
+        text = self.vbm.out("showvminfo", vm_id, "--machinereadable")
+        raw = parse_machinereadable(text)
+        if not raw.get("UUID") or "name" not in raw:
+            raise BackendError(f"VBoxManage showvminfo printed no machine (garbage?): {text.strip()[:80]!r}")
+        return raw
 
     def _vminfo(self, raw: dict[str, str], hdds: dict[str, dict[str, str]] | None) -> VMInfo:
         native = raw.get("VMState", "")
@@ -446,7 +457,7 @@ class VBoxBackend(Backend):
         """``list vms`` then ``showvminfo`` per VM (VBoxManage has no bulk machine-readable listing)."""
         hdds = self._hdds()
         found = []
-        for _name, vm_uuid in parse_list_vms(self.vbm.out("list", "vms")):
+        for _name, vm_uuid in self._list_vms():
             try:
                 found.append(self._vminfo(self._showvminfo(vm_uuid), hdds))
             except VMNotFound:
@@ -468,7 +479,7 @@ class VBoxBackend(Backend):
         """VMs named exactly *name* (VirtualBox allows duplicates)."""
         hdds: dict[str, dict[str, str]] | None = None
         found = []
-        for vm_name, vm_uuid in parse_list_vms(self.vbm.out("list", "vms")):
+        for vm_name, vm_uuid in self._list_vms():
             if vm_name == name:
                 hdds = hdds if hdds is not None else self._hdds()
                 found.append(self._vminfo(self._showvminfo(vm_uuid), hdds))

@@ -58,6 +58,15 @@ def _read_quoted(text: str, start: int) -> tuple[str, int]:
     raise ParseError("unterminated quoted string")
 
 
+def _lines(text: str) -> list[str]:
+    r"""Split VBoxManage output on its line ends only (``\n``, ``\r\n``).
+
+    ``str.splitlines`` also splits on U+2028, U+0085 and friends, which may appear inside a
+    VM name or description and must come back unchanged.
+    """
+    return text.replace("\r\n", "\n").split("\n")
+
+
 def parse_machinereadable(text: str) -> dict[str, str]:
     """Parse ``--machinereadable`` output into an ordered ``{key: value}`` dict (values unquoted).
 
@@ -65,7 +74,7 @@ def parse_machinereadable(text: str) -> dict[str, str]:
     not close on its line continues on the next lines (unescaped descriptions).
     """
     result: dict[str, str] = {}
-    lines = text.splitlines()
+    lines = _lines(text)
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -115,10 +124,15 @@ _VM_LINE = re.compile(r'^"(.*)" \{([0-9a-fA-F-]{36})\}\s*$')
 def parse_list_vms(text: str) -> list[tuple[str, str]]:
     """Parse ``list vms`` / ``list runningvms`` into ``[(name, uuid)]``; inaccessible VMs keep their marker name."""
     found: list[tuple[str, str]] = []
-    for line in text.splitlines():
+    unexpected: list[str] = []
+    for line in _lines(text):
         match = _VM_LINE.match(line)
         if match:
             found.append((match.group(1), match.group(2).lower()))
+        elif line.strip() and not line.startswith("WARNING"):
+            unexpected.append(line)  # e.g. the second half of a name holding a line break
+    if unexpected and not found:
+        raise ParseError(f"no VM line in 'list vms' output: {unexpected[0][:80]!r}")
     return found
 
 
@@ -130,7 +144,7 @@ def parse_blocks(text: str) -> list[dict[str, str]]:
     """
     blocks: list[dict[str, str]] = []
     current: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in _lines(text):
         if not line.strip():
             if current:
                 blocks.append(current)
@@ -171,7 +185,7 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)([^r\s]*?)(?:r(\d+))?\s*$")
 
 def parse_version(text: str) -> VBoxVersion:
     """Parse ``--version`` output; warning lines before the version are skipped."""
-    for line in reversed(text.strip().splitlines()):
+    for line in reversed(_lines(text.strip())):
         match = _VERSION.match(line.strip())
         if match:
             return VBoxVersion(
@@ -197,7 +211,7 @@ _GP_7 = re.compile(r"^(/\S*)\s*=\s*'(.*)'(?:\s*@\s*(\S+))?(?:\s*\[(.*)\])?\s*$")
 def parse_guestproperties(text: str) -> dict[str, GuestProperty]:
     """Parse ``guestproperty enumerate`` output of 6.1 or 7.x into ``{name: GuestProperty}``."""
     props: dict[str, GuestProperty] = {}
-    for line in text.splitlines():
+    for line in _lines(text):
         line = line.rstrip()
         match = _GP_61.match(line) or _GP_7.match(line)
         if match:
