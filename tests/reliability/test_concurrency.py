@@ -155,12 +155,6 @@ def test_four_processes_one_file_store_lose_no_update(tmp_path: Path, tally: Tal
         assert running.info().description.endswith(f"-{PER_PROCESS - 1}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (mock backend, guest_exec): a guest command runs on a snapshot of the guest file system taken "
-    "outside the store lock and commits whole files afterwards, so concurrent commands appending to one file "
-    "(`echo x >> f`, which O_APPEND makes safe in a real guest) lose each other's lines",
-)
 def test_concurrent_guest_appends_are_all_kept() -> None:
     with virtabstract.connect("mock://?agent_delay=0&ip_delay=0") as hv:
         vm = hv.vms.create(VMSpec(name="appender", memory=128))

@@ -74,7 +74,7 @@ class GuestFS:
         self._files: dict[str, str] = dict(files)
         self._dirs: set[str] = set(dirs)
         self.journal: list[tuple[str, str, str]] = []
-        """Changes as ``(op, key, base64)`` with op ``write``/``delete``/``mkdir``/``rmdir``."""
+        """Changes as ``(op, key, base64)`` with op ``write``/``append``/``delete``/``mkdir``/``rmdir``."""
 
     # -- paths -------------------------------------------------------------------------
 
@@ -148,8 +148,13 @@ class GuestFS:
         parent = self.parent(key)
         if parent not in self._dirs:
             raise GuestError(f"cannot write {path!r}: directory {parent!r} does not exist")
-        if append and key in self._files:
-            data = base64.b64decode(self._files[key]) + data
+        if append:
+            # Journal only the appended bytes (O_APPEND|O_CREAT): replayed onto the stored file, concurrent
+            # appenders (each working on its own copy) all keep their lines, as in a real guest.
+            current = base64.b64decode(self._files[key]) if key in self._files else b""
+            self._files[key] = base64.b64encode(current + data).decode()
+            self.journal.append(("append", key, base64.b64encode(data).decode()))
+            return
         encoded = base64.b64encode(data).decode()
         self._files[key] = encoded
         self.journal.append(("write", key, encoded))
@@ -204,6 +209,9 @@ def apply_journal(record: dict[str, Any], journal: Sequence[tuple[str, str, str]
     for op, key, data in journal:
         if op == "write":
             files[key] = data
+        elif op == "append":
+            current = base64.b64decode(files[key]) if key in files else b""
+            files[key] = base64.b64encode(current + base64.b64decode(data)).decode()
         elif op == "delete":
             files.pop(key, None)
         elif op == "mkdir":
