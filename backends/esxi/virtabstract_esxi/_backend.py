@@ -16,8 +16,10 @@ MoRef ids (``vm-12``), which change when a VM is re-registered. Lookup by id is
 one ``SearchIndex.FindByUuid(instanceUuid=True)`` (cached per connection) plus one
 property read; a MoRef id (``vm-12``) is accepted too.
 
-Every read goes through the PropertyCollector (:mod:`._inventory`); every task is
-waited for through ``WaitForUpdatesEx`` (:mod:`._tasks`); every fault is mapped in
+Every read goes through the PropertyCollector (:mod:`._inventory`; the scalar-only inventory
+answer of :meth:`ESXiBackend.list_vm_summaries` is parsed by :mod:`._lean`); every task is
+waited for by one status read, then ``WaitForUpdatesEx`` if still running (:mod:`._tasks`); only
+``start`` skips the state pre-check (see :data:`PRECHECKED_VERBS`); every fault is mapped in
 :func:`~virtabstract_esxi._faults.map_vim_faults`; every SDK call passes through
 :meth:`Session.call <virtabstract_esxi._session.Session.call>` (transparent re-login).
 """
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,6 +58,7 @@ from virtabstract import (
     StorageInfo,
     VMInfo,
     VMSpec,
+    VMSummary,
     check_transition,
     get_guest_os,
 )
@@ -68,6 +73,7 @@ from virtabstract.errors import (
     SpecError,
     StorageNotFound,
     UnsupportedOperation,
+    VirtAbstractError,
     VMNotFound,
 )
 
@@ -91,6 +97,7 @@ from ._guest import (
 )
 from ._inventory import (
     MOREF_RE,
+    SUMMARY_PROPERTIES,
     UUID_RE,
     VM_PROPERTIES,
     Inventory,
@@ -98,12 +105,13 @@ from ._inventory import (
     is_disk,
     is_nic,
     vm_info_from_props,
+    vm_summary,
 )
 from ._sdk import sdk
 from ._session import Session
 from ._snapshots import snapshot_infos
 from ._states import map_state
-from ._tasks import ProgressCallback, wait_for_task, wait_for_tasks
+from ._tasks import ProgressCallback, collector_pool, wait_for_task, wait_for_task_and_read, wait_for_tasks
 
 __all__ = ["ESXiBackend", "Topology"]
 
@@ -111,6 +119,16 @@ log = logging.getLogger("virtabstract.esxi")
 
 URL_OPTIONS = ("no_verify", "ca_file", "protocol", "sdk_path")
 DEFAULT_TASK_TIMEOUT = 3600.0
+ISSUE_WORKERS = 16
+"""Threads issuing the calls of a bulk operation (``start_many``) once calls are slow, so their waits overlap."""
+SLOW_CALL_SECONDS = 0.005
+"""A bulk operation whose call takes longer than this issues its remaining calls from the thread pool."""
+PRECHECKED_VERBS = frozenset({"power_off", "reset", "suspend", "shutdown", "reboot"})
+"""Power verbs whose state is read first, because the server accepts some states the contract forbids:
+vSphere powers off (and resets) a *suspended* VM, discarding its saved state; vcsim 0.24 also
+suspends a powered-off VM and shuts down a suspended one. ``start`` is the one verb vSphere refuses
+in exactly the states the contract forbids (InvalidPowerState on a running VM, InvalidState on a
+disconnected one), so it is issued at once and the state is read only after a failure."""
 MIB = 1024 * 1024
 
 ALL_CAPABILITIES = frozenset(
@@ -233,6 +251,7 @@ class ESXiBackend(Backend):
         """Destroy the cached views and log out (idempotent)."""
         if self._session.stub is not None:
             self._inventory.destroy_views()
+            collector_pool(self._session).destroy()
         self._session.close()
 
     def connection_capabilities(self) -> frozenset[Capability]:
@@ -446,6 +465,21 @@ class ESXiBackend(Backend):
             self._remember(info.id, item.moid)
         return infos
 
+    def list_vm_summaries(self) -> list[VMSummary]:
+        """Every VM's summary: one round trip per page, scalar paths only (:data:`SUMMARY_PROPERTIES`).
+
+        Summaries carry no tags on vSphere (see :data:`~._inventory.SUMMARY_PROPERTIES`); their
+        ``ip_addresses`` hold Tools' primary address when known.
+        """
+        with map_vim_faults("list_vm_summaries"):
+            items = self._inventory.retrieve_scalars(self._inventory.view_specs("VirtualMachine", SUMMARY_PROPERTIES))
+        summaries = [vm_summary(moid, props) for moid, props in items]
+        with self._ids_lock:
+            for summary, (moid, _) in zip(summaries, items, strict=True):
+                if summary.id != moid:
+                    self._ids[summary.id.lower()] = moid
+        return summaries
+
     def get_vm(self, vm_id: str) -> VMInfo:
         """One VM by instance UUID (or MoRef id)."""
         with map_vim_faults("get_vm", vm_id):
@@ -474,12 +508,65 @@ class ESXiBackend(Backend):
 
     # -- power -----------------------------------------------------------------------------------
 
+    def _on_vm(self, vm_id: str, call: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """``call(ref)`` on the VM's proxy; a cached MoRef that no longer exists is looked up again once."""
+        for attempt in (1, 2):
+            cached = not MOREF_RE.match(vm_id) and vm_id.lower() in self._ids
+            ref = self._vm_ref(vm_id)
+            try:
+                return ref, self._call(lambda ref=ref: call(ref))  # type: ignore[misc]
+            except Exception as exc:
+                if attempt == 2 or not cached or not isinstance(map_exception(exc, _CTX), VMNotFound):
+                    raise
+                with self._ids_lock:
+                    self._ids.pop(vm_id.lower(), None)
+        raise AssertionError("unreachable")
+
+    def _power_failure(self, operation: str, vm_id: str, exc: BaseException) -> BaseException:
+        """The core error for a failed power verb issued without a state pre-check.
+
+        vSphere's InvalidPowerState usually names the existing state; when it does not (or the
+        fault is another one, e.g. for a disconnected VM), the state is read now, *after* the
+        failure, so the error is the same InvalidState a pre-check would have raised.
+        """
+        mapped = map_exception(exc, _ctx(operation, f"VM {vm_id}"))
+        if isinstance(mapped, InvalidState):
+            if mapped.state is not None:
+                return mapped
+        elif type(mapped) is not BackendError:  # not found, lost connection, permissions …: no state involved
+            return mapped
+        try:
+            state, _ = self.get_state(vm_id)
+        except Exception as read_exc:  # noqa: BLE001 - the original failure matters more
+            log.debug("state read after a failed %s: %s", operation, type(read_exc).__name__)
+            return mapped
+        try:
+            check_transition(operation, state)
+        except InvalidState as invalid:
+            return invalid
+        if isinstance(mapped, InvalidState):
+            return InvalidState(f"{mapped} (it is {state.value})", state=state, operation=mapped.operation or operation)
+        return mapped
+
     def _power_task(self, operation: str, vm_id: str, method: str) -> None:
+        if operation in PRECHECKED_VERBS:
+            with map_vim_faults(operation, f"VM {vm_id}"):
+                ref, state, name = self._state(vm_id)
+                check_transition(operation, state, name)
+                task = self._call(lambda: getattr(ref, method)())
+                self._wait(task, f"{operation} of VM {name!r}")
+            return
         with map_vim_faults(operation, f"VM {vm_id}"):
-            ref, state, name = self._state(vm_id)
-            check_transition(operation, state, name)
-            task = self._call(lambda: getattr(ref, method)())
-            self._wait(task, f"{operation} of VM {name!r}")
+            try:
+                _, task = self._on_vm(vm_id, lambda ref: getattr(ref, method)())
+                self._wait(task, f"{operation} of VM {vm_id}")
+            except VirtAbstractError:
+                raise
+            except Exception as exc:
+                failure = self._power_failure(operation, vm_id, exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
 
     def start(self, vm_id: str) -> None:
         """PowerOnVM_Task (a suspended VM resumes)."""
@@ -515,18 +602,70 @@ class ESXiBackend(Backend):
             check_transition("reboot", state, name)
             self._call(lambda: ref.RebootGuest())
 
+    def _prefetch_refs(self, vm_ids: Sequence[str]) -> None:
+        """Fill the id → MoRef cache in one round trip when several instance UUIDs are not cached."""
+        with self._ids_lock:
+            missing = [i for i in vm_ids if UUID_RE.match(i) and i.lower() not in self._ids]
+        if len(missing) < 2:
+            return
+        items = self._inventory.retrieve(self._inventory.view_specs("VirtualMachine", ["config.instanceUuid"]))
+        for item in items:
+            self._remember(str(item.get("config.instanceUuid", "") or ""), item.moid)
+
     def start_many(self, vm_ids: Sequence[str]) -> dict[str, BaseException | None]:
-        """Issue every PowerOnVM_Task first, then wait for all of them in one property filter."""
+        """Issue every PowerOnVM_Task (from a small thread pool when calls are slow), then wait for all at once.
+
+        No state is read first: vSphere refuses to power on a running VM (InvalidPowerState, mapped
+        to InvalidState per VM). Calls are issued in order while they are quick; as soon as one
+        takes longer than ``SLOW_CALL_SECONDS`` (a busy vCenter, a long RTT, vcsim running the
+        task inside the call) the rest are issued concurrently (``ISSUE_WORKERS`` threads sharing
+        the session's stub — its HTTP connection pool is lock-guarded, and widened to match).
+        """
+        unique = list(dict.fromkeys(vm_ids))
         results: dict[str, BaseException | None] = {}
         issued: dict[str, Any] = {}
-        for vm_id in vm_ids:
+        with map_vim_faults("start_many"):
+            self._prefetch_refs(unique)
+
+        def issue(vm_id: str) -> tuple[str, Any, BaseException | None]:
             try:
                 with map_vim_faults("start", f"VM {vm_id}"):
-                    ref, state, name = self._state(vm_id)
-                    check_transition("start", state, name)
-                    issued[vm_id] = self._call(lambda r=ref: r.PowerOnVM_Task())  # type: ignore[misc]
+                    try:
+                        return vm_id, self._on_vm(vm_id, lambda ref: ref.PowerOnVM_Task())[1], None
+                    except VirtAbstractError:
+                        raise
+                    except Exception as exc:
+                        failure = self._power_failure("start", vm_id, exc)
+                        if failure is exc:
+                            raise
+                        raise failure from exc
             except Exception as exc:  # noqa: BLE001 - reported per VM
-                results[vm_id] = exc
+                return vm_id, None, exc
+
+        # Issue in order while calls are quick (loopback, an idle vCenter: a thread pool would only
+        # add overhead); once one call is slow (a busy vCenter, a long RTT, vcsim running the task
+        # inside the call), issue the rest from the pool so the waits overlap.
+        outcomes_issued: list[tuple[str, Any, BaseException | None]] = []
+        position = 0
+        while position < len(unique):
+            began = time.perf_counter()
+            outcomes_issued.append(issue(unique[position]))
+            position += 1
+            if time.perf_counter() - began > SLOW_CALL_SECONDS and len(unique) - position > 1:
+                break
+        rest = unique[position:]
+        workers = min(ISSUE_WORKERS, len(rest))
+        if workers:
+            stub = self._session.stub
+            if stub is not None and getattr(stub, "poolSize", workers) < workers:
+                stub.poolSize = workers  # keep one idle HTTP connection per issuing thread
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="virtabstract-esxi") as pool:
+                outcomes_issued += pool.map(issue, rest)
+        for vm_id, task, error in outcomes_issued:
+            if task is not None:
+                issued[vm_id] = task
+            else:
+                results[vm_id] = error
         with map_vim_faults("start_many"):
             outcomes = wait_for_tasks(
                 self._session,
@@ -540,7 +679,7 @@ class ESXiBackend(Backend):
             outcome = outcomes[str(task._moId)]
             if outcome.state == "error":
                 fault = outcome.error if isinstance(outcome.error, BaseException) else BackendError("task failed")
-                results[vm_id] = map_exception(fault, _ctx("start", f"VM {vm_id}"))
+                results[vm_id] = self._power_failure("start", vm_id, fault)
             else:
                 results[vm_id] = None
         return {vm_id: results.get(vm_id) for vm_id in vm_ids}
@@ -1003,14 +1142,28 @@ class ESXiBackend(Backend):
         return snapshot_infos(vm_id, item.get("snapshot"))
 
     def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
-        """CreateSnapshot_Task (memory only matters for a running VM; quiesce needs Tools)."""
+        """CreateSnapshot_Task; the new node is read from the tree in the same call that sees the task end.
+
+        *memory* is passed as asked: vSphere ignores it for a VM that is not running (no state
+        read first). The tree is read back rather than the record built from the task result,
+        because its parent, creation time and recorded power state are the server's; that read
+        rides along with the task's first status look (one ``RetrievePropertiesEx``), so a
+        snapshot costs the call plus one round trip.
+        """
         with map_vim_faults("snapshot_create", f"VM {vm_id}"):
-            ref, state, vm_name = self._state(vm_id)
-            with_memory = memory and state is PowerState.RUNNING
-            task = self._call(lambda: ref.CreateSnapshot_Task(name, description, with_memory, quiesce))
-            result = self._wait(task, f"snapshot {name!r} of VM {vm_name!r}")
+            ref, task = self._on_vm(vm_id, lambda r: r.CreateSnapshot_Task(name, description, memory, quiesce))
+            result, values = wait_for_task_and_read(
+                self._session,
+                task,
+                (ref, "VirtualMachine", ("snapshot",)),
+                timeout=self.task_timeout,
+                progress=self.progress,
+                clock=self.clock,
+                what=f"snapshot {name!r} of VM {vm_id}",
+            )
         snap_id = str(result._moId) if result is not None else ""
-        snapshots = self.list_snapshots(vm_id)
+        # values is None when the task was still running at the first look: read the tree again
+        snapshots = snapshot_infos(vm_id, values.get("snapshot")) if values is not None else self.list_snapshots(vm_id)
         for info in snapshots:
             if info.id == snap_id:
                 return info

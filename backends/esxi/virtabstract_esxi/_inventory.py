@@ -27,20 +27,25 @@ from virtabstract import (
     NicInfo,
     StorageInfo,
     VMInfo,
+    VMSummary,
     guest_os_from_native,
 )
 
+from ._lean import retrieve_scalars
 from ._sdk import sdk, vim_type
 from ._session import Session
 from ._states import map_state, native_power_state
 
 __all__ = [
     "PAGE_SIZE",
+    "SUMMARY_PROPERTIES",
     "TAGS_KEY",
     "VM_PROPERTIES",
     "Inventory",
     "ObjectProps",
     "vm_info_from_props",
+    "vm_summary",
+    "vm_summary_from_props",
 ]
 
 log = logging.getLogger("virtabstract.esxi")
@@ -66,6 +71,25 @@ VM_PROPERTIES: tuple[str, ...] = (
     "config.template",
 )
 """Everything a :class:`~virtabstract.VMInfo` needs, and nothing else."""
+
+SUMMARY_PROPERTIES: tuple[str, ...] = (
+    "name",
+    "runtime.powerState",
+    "runtime.connectionState",
+    "config.instanceUuid",
+    "config.guestId",
+    "config.hardware.numCPU",
+    "config.hardware.memoryMB",
+    "guest.ipAddress",
+)
+"""What a :class:`~virtabstract.VMSummary` needs: scalars only.
+
+No tags: they live in ``config.extraConfig``, and selecting one key
+(``config.extraConfig["virtabstract.tags"]``) is not supported by vcsim 0.24 (it answers
+InvalidProperty), while the whole list costs as much as the rest of the summary. No
+``guest.net`` either: a nested object per NIC, where ``guest.ipAddress`` (Tools' primary
+address) is one string; :meth:`VM.guest.ip_addresses` has every address.
+"""
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MOREF_RE = re.compile(r"^vm-\d+$")
@@ -251,6 +275,45 @@ def vm_info_from_props(item: ObjectProps, network_names: Mapping[str, str] | Non
     )
 
 
+_GUEST_OS_IDS: dict[str, str | None] = {}
+
+
+def _guest_os_id(guest_id: str) -> str | None:
+    """The catalogue id of a vSphere guestId (memoised: a fleet has a handful of distinct ids)."""
+    try:
+        return _GUEST_OS_IDS[guest_id]
+    except KeyError:
+        entry = guest_os_from_native("vsphere", guest_id) if guest_id else None
+        found = _GUEST_OS_IDS[guest_id] = entry.id if entry is not None else None
+        return found
+
+
+def vm_summary_from_props(item: ObjectProps) -> VMSummary:
+    """Build a :class:`~virtabstract.VMSummary` from one retrieval of :data:`SUMMARY_PROPERTIES`."""
+    return vm_summary(item.moid, item.props)
+
+
+def vm_summary(moid: str, props: Mapping[str, Any]) -> VMSummary:
+    """Build a :class:`~virtabstract.VMSummary` from :data:`SUMMARY_PROPERTIES` values (pyVmomi's or text)."""
+    power = props.get("runtime.powerState")
+    connection = props.get("runtime.connectionState") or "connected"
+    power_text = str(power) if power is not None else None
+    connection_text = str(connection)
+    guest_id = str(props.get("config.guestId") or "")
+    address = props.get("guest.ipAddress")
+    return VMSummary(
+        id=str(props.get("config.instanceUuid") or moid),
+        name=str(props.get("name") or ""),
+        state=map_state(power_text, connection_text),
+        native_state=native_power_state(power_text, connection_text),
+        cpus=int(props.get("config.hardware.numCPU") or 0),
+        memory_mib=int(props.get("config.hardware.memoryMB") or 0),
+        guest_os=_guest_os_id(guest_id),
+        guest_os_native=guest_id,
+        ip_addresses=(str(address),) if address else (),
+    )
+
+
 class Inventory:
     """Property retrieval and the session's container views."""
 
@@ -305,6 +368,22 @@ class Inventory:
                 break
             result = pc.ContinueRetrievePropertiesEx(token)
         return out
+
+    def retrieve_scalars(self, build_specs: Callable[[], list[Any]]) -> list[tuple[str, Mapping[str, Any]]]:
+        """Like :meth:`retrieve` for scalar paths only, read with :mod:`._lean` (pyVmomi as the fallback).
+
+        Returns ``(moid, {path: value})``; values are text from the lean reader, pyVmomi's
+        objects from the fallback: convert them with ``str``/``int``.
+        """
+
+        def lean() -> list[tuple[str, Mapping[str, Any]]]:
+            pc = self.session.content.propertyCollector
+            found = retrieve_scalars(self.session.stub, pc, build_specs(), PAGE_SIZE)
+            if found is not None:
+                return list(found)
+            return [(item.moid, item.props) for item in self._retrieve_pages(build_specs())]
+
+        return self.session.call(lean)
 
     def retrieve(self, build_specs: Callable[[], list[Any]]) -> list[ObjectProps]:
         """Run a paged retrieval; *build_specs* is called again (fresh views) after a re-login."""

@@ -259,17 +259,41 @@ def test_ip_addresses_from_guest_net() -> None:
 class FakeCollector:
     """A PropertyCollector whose WaitForUpdatesEx delivers scripted task changes."""
 
-    def __init__(self, script: list[list[tuple[str, str, Any]]], clock: ManualClock) -> None:
+    def __init__(
+        self,
+        script: list[list[tuple[str, str, Any]]],
+        clock: ManualClock,
+        first: list[tuple[str, str, Any]] | None = None,
+    ) -> None:
         self.script = script
         self.clock = clock
+        self.first = first or []
+        self.reads = 0
         self.waits: list[int] = []
+        self.created = 0
+        self.filters_destroyed = 0
         self.destroyed = False
 
+    def RetrievePropertiesEx(self, specs: list[Any], options: Any) -> Any:
+        """The first look: every task's state in one call (scripted by *first*)."""
+        self.reads += 1
+        objs: dict[str, list[Any]] = {}
+        for task, name, val in self.first:
+            objs.setdefault(task, []).append(SimpleNamespace(name=name, val=val))
+        return SimpleNamespace(
+            objects=[SimpleNamespace(obj=vim.Task(t), propSet=c) for t, c in objs.items()], token=None
+        )
+
     def CreatePropertyCollector(self) -> FakeCollector:
+        self.created += 1
         return self
 
-    def CreateFilter(self, spec: Any, partial: bool) -> None:
+    def CreateFilter(self, spec: Any, partial: bool) -> Any:
         self.filtered = [o.obj._moId for o in spec.objectSet]
+        return SimpleNamespace(DestroyPropertyFilter=self._destroy_filter)
+
+    def _destroy_filter(self) -> None:
+        self.filters_destroyed += 1
 
     def WaitForUpdatesEx(self, version: str, options: Any) -> Any:
         self.waits.append(options.maxWaitSeconds)
@@ -288,7 +312,7 @@ class FakeCollector:
 
 
 def _session(collector: FakeCollector) -> Any:
-    return SimpleNamespace(content=SimpleNamespace(propertyCollector=collector), call=lambda f: f())
+    return SimpleNamespace(content=SimpleNamespace(propertyCollector=collector), call=lambda f: f(), generation=1)
 
 
 def test_wait_for_tasks_progress_results_and_errors() -> None:
@@ -313,7 +337,8 @@ def test_wait_for_tasks_progress_results_and_errors() -> None:
     )
     assert out["task-1"].result == "vm-9" and out["task-2"].state == "error"
     assert seen == [("task-1", 40), ("task-1", 100)]
-    assert collector.destroyed and len(collector.waits) == 3  # one wait per update, no polling
+    assert collector.reads == 1 and collector.filters_destroyed == 1
+    assert len(collector.waits) == 3  # one wait per update, no polling
     collector2 = FakeCollector(
         [[("task-3", "info.state", "error"), ("task-3", "info.error", vim.fault.ToolsUnavailable())]], clock
     )
@@ -328,4 +353,29 @@ def test_wait_for_tasks_timeout() -> None:
     collector = FakeCollector([[("task-1", "info.state", "running")]], clock)
     with pytest.raises(OperationTimeout, match="task-1"):
         wait_for_tasks(_session(collector), [vim.Task("task-1")], timeout=5, clock=clock)
-    assert collector.destroyed and collector.waits[-1] <= 5
+    assert collector.filters_destroyed == 1 and collector.waits[-1] <= 5
+
+
+def test_wait_for_tasks_finished_at_first_look_costs_one_read() -> None:
+    from virtabstract_esxi._tasks import wait_for_task, wait_for_tasks
+
+    clock = ManualClock()
+    collector = FakeCollector([], clock, first=[("task-1", "info.state", "success"), ("task-1", "info.result", "vm-9")])
+    assert wait_for_task(_session(collector), vim.Task("task-1"), timeout=60, clock=clock) == "vm-9"
+    assert collector.reads == 1 and collector.created == 0 and not collector.waits
+    collector2 = FakeCollector([], clock, first=[("task-2", "info.state", "error"), ("task-2", "info.error", None)])
+    out = wait_for_tasks(_session(collector2), [vim.Task("task-2")], timeout=60, clock=clock)
+    assert out["task-2"].state == "error" and collector2.created == 0
+
+
+def test_task_waits_reuse_one_collector_per_session() -> None:
+    from virtabstract_esxi._tasks import collector_pool, wait_for_task
+
+    clock = ManualClock()
+    collector = FakeCollector([[("task-1", "info.state", "success")], [("task-2", "info.state", "success")]], clock)
+    session = _session(collector)
+    wait_for_task(session, vim.Task("task-1"), timeout=60, clock=clock)
+    wait_for_task(session, vim.Task("task-2"), timeout=60, clock=clock)
+    assert collector.created == 1 and collector.filters_destroyed == 2 and not collector.destroyed
+    collector_pool(session).destroy()
+    assert collector.destroyed

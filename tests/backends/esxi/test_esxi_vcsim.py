@@ -341,3 +341,107 @@ def test_snapshot_tree_is_deep(vpx: Hypervisor) -> None:
         assert vm.snapshots.list() == []
     finally:
         vm.delete()
+
+
+# -- round trips of the hot paths (issue 8) ---------------------------------------------------------
+
+
+class _RoundTrips:
+    """Counts HTTP requests (every pyVmomi SOAP call is one) while active."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import http.client
+
+        self.count = 0
+        self._lock = threading.Lock()
+        original = http.client.HTTPConnection.request
+
+        def request(conn: http.client.HTTPConnection, *args: object, **kwargs: object) -> object:
+            with self._lock:
+                self.count += 1
+            return original(conn, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(http.client.HTTPConnection, "request", request)
+
+    def take(self) -> int:
+        with self._lock:
+            count, self.count = self.count, 0
+        return count
+
+
+def test_hot_paths_round_trips(vcsim_ok: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with (
+        run_vcsim(model="vpx", vms=3, autostart=False) as sim,
+        virtabstract.connect(sim_url(sim, "vpx")) as hv,
+    ):
+        infos = {i.id: i for i in hv.vms.list_info()}
+        rts = _RoundTrips(monkeypatch)
+        summaries = hv.vms.list_summaries()
+        assert rts.take() == 1
+        assert {s.id for s in summaries} == set(infos)
+        for s in summaries:
+            info = infos[s.id]
+            assert (s.name, s.state, s.native_state, s.cpus, s.memory_mib, s.guest_os, s.guest_os_native) == (
+                info.name,
+                info.state,
+                info.native_state,
+                info.cpus,
+                info.memory_mib,
+                info.guest_os,
+                info.guest_os_native,
+            )
+            assert s.tags == ()  # not in vSphere summaries (see SUMMARY_PROPERTIES)
+        vms = [hv.vms.get(s.id) for s in summaries]
+        vm = vms[0]
+        rts.take()
+        vm.start()
+        assert rts.take() == 2  # PowerOnVM_Task + one look at the task (no state read first)
+        with pytest.raises(virtabstract.errors.InvalidState) as excinfo:
+            vm.start()
+        assert excinfo.value.state is PowerState.RUNNING
+        rts.take()
+        snap = vm.snapshots.create("s1")
+        assert rts.take() == 3  # the core's duplicate-name list + the task + one look (task and tree together)
+        assert snap.name == "s1" and snap.info.is_current and snap.info.parent_id is None
+        vm.power_off()
+        assert rts.take() == 3  # state read (a suspended VM must not be powered off) + task + one look
+        results = hv.start_many(vms)
+        assert all(err is None for err in results.values())
+        assert rts.take() == len(vms) + 1  # N PowerOnVM_Task + one look at every task
+        again = hv.start_many(vms[:2])
+        assert all(isinstance(e, virtabstract.errors.InvalidState) for e in again.values())
+        assert all(
+            e.state is PowerState.RUNNING for e in again.values() if isinstance(e, virtabstract.errors.InvalidState)
+        )
+
+
+def test_summaries_lean_reader_matches_pyvmomi_and_falls_back(esx: Hypervisor, monkeypatch: pytest.MonkeyPatch) -> None:
+    from virtabstract_esxi import _inventory
+    from virtabstract_esxi._lean import retrieve_scalars
+
+    lean = esx.vms.list_summaries()
+    # pyVmomi's path (the fallback) gives the very same summaries
+    monkeypatch.setattr(_inventory, "retrieve_scalars", lambda *args: None)
+    assert esx.vms.list_summaries() == lean
+    monkeypatch.undo()
+    # a non-scalar value (a device list) is not for the lean reader: it says so instead of guessing
+    inventory = esx.backend._inventory
+    session = esx.backend.session
+    specs = inventory.view_specs("VirtualMachine", ["config.hardware.device"])()
+    assert retrieve_scalars(session.stub, session.content.propertyCollector, specs, 100) is None
+    specs = inventory.view_specs("VirtualMachine", ["name"])()
+    names = retrieve_scalars(session.stub, session.content.propertyCollector, specs, 100)
+    assert names is not None and sorted(p["name"] for _, p in names) == sorted(s.name for s in lean)
+
+
+def test_summaries_after_terminate_session(esx: Hypervisor, esx_sim: VcsimInstance) -> None:
+    before = esx.vms.list_summaries()
+    session = esx.backend.session
+    admin = raw_connect(esx_sim)
+    try:
+        admin.content.sessionManager.TerminateSession([session.content.sessionManager.currentSession.key])
+    finally:
+        from pyVim.connect import Disconnect
+
+        Disconnect(admin)
+    assert esx.vms.list_summaries() == before
