@@ -2,18 +2,27 @@
 
 vSphere approaches (vcsim, https):
 
-* ``virtabstract`` — ``hv.vms.list_info()`` on an open connection (its ContainerView is cached per session);
+* ``virtabstract`` — ``hv.vms.list_summaries()`` on an open connection, the inventory API: id, name, state,
+  guest OS, CPUs, memory and Tools' primary IP, the same fields as the raw approaches (its ContainerView is
+  cached per session);
 * ``raw PC 7 paths`` — the best raw pyVmomi approach: one ``RetrievePropertiesEx`` over a ContainerView with
   the 7 exact paths (view created and destroyed inside the timed region);
-* ``raw PC va paths`` — the same with the 12 paths virtabstract asks for (devices, extraConfig…): the
-  difference to ``virtabstract`` is the library's own cost, the difference to the 7 paths is the data;
+* ``raw PC va paths`` — the same with the 8 paths ``list_summaries`` asks for (``config.instanceUuid`` and
+  ``runtime.connectionState`` instead of ``config.uuid``): the difference to ``virtabstract`` is the
+  library's own cost, the difference to the 7 paths is the data;
+* ``virtabstract list_info`` — the full :class:`VMInfo` records (devices, extraConfig…): what the
+  inventory cost before ``list_summaries``, for comparison;
 * ``raw naive walk`` — ``vm.name``, ``vm.runtime.powerState``… attribute by attribute (lazy fetches);
 * ``libcloud`` — Apache Libcloud ``VSphereNodeDriver.list_nodes()``.
 
 libvirt approaches (test driver in process, and inactive domains on qemu:///system through libvirtd):
 
-* ``virtabstract`` (warm: second and later listings on one connection, XML cached) and
-  ``virtabstract cold`` (first listing on a new connection: every domain's XML is read and parsed);
+* ``virtabstract`` — ``hv.vms.list_summaries()`` (VMSummary: name, UUID, state, vCPUs, memory, guest OS,
+  tags, DHCP-leased IPs), warm: second and later listings on one connection. One ``getAllDomainStats`` plus
+  ``listAllDomains(MANAGEDSAVE)`` when a domain is shut off (plus ``listAllNetworks`` and one lease call per
+  network when a domain runs, on drivers with a lease API); guest OS and tags, and on the test driver
+  vCPUs and memory (its stats lack them), come from the domain XML cached while events keep it fresh;
+* ``virtabstract cold`` — the same on a new connection: every domain's XML is read and parsed once;
 * ``raw listAll+info`` — ``listAllDomains()`` + ``info()`` per domain (name, UUID, state, vCPUs, memory);
 * ``raw allDomainStats`` — one ``getAllDomainStats(STATE|VCPU|BALLOON)`` (complete only on the qemu
   driver: libvirt 9's test driver implements just the state group);
@@ -60,7 +69,7 @@ TARGET_RATIO = 1.25
 
 VA = "virtabstract"
 VA_COLD = "virtabstract cold"
-VA_IP = "virtabstract + IP per VM"
+VA_FULL = "virtabstract list_info"
 RAW_PC = "raw PC 7 paths"
 RAW_PC_VA = "raw PC va paths"
 NAIVE = "raw naive walk"
@@ -127,23 +136,6 @@ def naive_inventory(si: Any) -> list[tuple[Any, ...]]:
         view.DestroyView()
 
 
-def va_with_ips(hv: Any) -> list[tuple[Any, str | None]]:
-    """virtabstract's inventory plus each running VM's first IP (no bulk IP read in the API: one call per VM)."""
-    from virtabstract.errors import GuestAgentUnavailable
-
-    out: list[tuple[Any, str | None]] = []
-    for vm in hv.vms.list():
-        address = None
-        if vm.cached_info.state.value == "running":
-            try:
-                found = vm.guest.ip_addresses()
-                address = found[0].address if found else None
-            except GuestAgentUnavailable:
-                pass
-        out.append((vm, address))
-    return out
-
-
 def vcsim_inventory(
     ns: list[int],
     config: Config,
@@ -157,7 +149,7 @@ def vcsim_inventory(
 ) -> tuple[list[Row], list[str]]:
     """Measure the vSphere approaches on a simulator with N VMs for each N; return rows and skip notes."""
     require_backend("esxi")
-    from virtabstract_esxi._inventory import VM_PROPERTIES
+    from virtabstract_esxi._inventory import SUMMARY_PROPERTIES
 
     import virtabstract
 
@@ -171,18 +163,20 @@ def vcsim_inventory(
             hv = stack.enter_context(virtabstract.connect(va_url(sim), username=sim.username, password=sim.password))
             si = smart_connect(sim)
             stack.callback(lambda si=si: _quiet(lambda: si.content.sessionManager.Logout()))
-            found = len(hv.vms.list_info())
+            found = len(hv.vms.list_summaries())
             if found != n:
                 raise Skip(f"vcsim has {found} VMs, expected {n}")
             approaches = [
-                Approach(VA, hv.vms.list_info, count=counter, ref=RAW_PC),
+                Approach(VA, hv.vms.list_summaries, count=counter, ref=RAW_PC),
                 Approach(RAW_PC, lambda si=si: pc_inventory(si, VSPHERE_PATHS), count=counter),
             ]
             if extra:
                 approaches.append(
-                    Approach(RAW_PC_VA, lambda si=si: pc_inventory(si, list(VM_PROPERTIES)), count=counter, ref=RAW_PC)
+                    Approach(
+                        RAW_PC_VA, lambda si=si: pc_inventory(si, list(SUMMARY_PROPERTIES)), count=counter, ref=RAW_PC
+                    )
                 )
-                approaches.append(Approach(VA_IP, lambda hv=hv: va_with_ips(hv), rounds=2, count=counter, ref=RAW_PC))
+                approaches.append(Approach(VA_FULL, hv.vms.list_info, rounds=2, count=counter, ref=RAW_PC))
             if n <= naive_max:
                 approaches.append(
                     Approach(
@@ -293,7 +287,7 @@ def libvirt_inventory(
             hv = stack.enter_context(virtabstract.connect(uri))
             conn = libvirt.open(uri)
             stack.callback(conn.close)
-            prefix_count = sum(1 for i in hv.vms.list_info() if i.name.startswith("vabench-"))
+            prefix_count = sum(1 for i in hv.vms.list_summaries() if i.name.startswith("vabench-"))
             if prefix_count != n:
                 raise Skip(f"{uri} shows {prefix_count} benchmark domains, expected {n}")
             cold: dict[str, Any] = {}
@@ -306,7 +300,13 @@ def libvirt_inventory(
 
             stats_complete = kind != "test"
             approaches = [
-                Approach(VA, hv.vms.list_info, count=counter, ref="best raw"),
+                Approach(
+                    VA,
+                    hv.vms.list_summaries,
+                    count=counter,
+                    ref="best raw",
+                    note="" if stats_complete else "vCPUs, memory, guest OS from the event-kept XML cache",
+                ),
                 Approach(RAW_INFO, lambda c=conn: raw_info(c), count=counter),
                 Approach(
                     RAW_STATS,
@@ -319,7 +319,7 @@ def libvirt_inventory(
                 approaches += [
                     Approach(
                         VA_COLD,
-                        lambda cold=cold: cold["hv"].vms.list_info(),
+                        lambda cold=cold: cold["hv"].vms.list_summaries(),
                         prepare=open_cold,
                         cleanup=close_cold,
                         count=counter,

@@ -40,7 +40,8 @@ def child(approach: str, target: str, username: str = "", password: str = "") ->
 
         hv = virtabstract.connect(target, username=username or None, password=password or None)
         before = _rss_kib()
-        items: Any = hv.vms.list_info()
+        # libvirt: the inventory call (VMSummary: state, vCPUs, memory, guest OS, tags, leased IPs)
+        items: Any = hv.vms.list_summaries() if hv.backend.name in ("kvm", "esxi") else hv.vms.list_info()
     elif approach == "raw listAll+info":
         import libvirt
 

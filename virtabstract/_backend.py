@@ -323,6 +323,15 @@ class Backend(ABC):
         """Every snapshot of the VM (the whole tree, parents before children)."""
         self.unsupported("snapshots")
 
+    def snapshot_name_exists(self, vm_id: str, name: str) -> bool | None:
+        """Whether the VM already has a snapshot named *name* (the core's duplicate check before create).
+
+        The default lists the tree. A backend whose :meth:`create_snapshot` itself refuses a taken
+        name, atomically, with :class:`~virtabstract.errors.AlreadyExists` returns ``None``: the
+        core then skips the check.
+        """
+        return any(s.name == name for s in self.list_snapshots(vm_id))
+
     def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
         """Take a snapshot; with *memory*, the running state is included."""
         self.unsupported("snapshot_create")

@@ -84,6 +84,7 @@ class Hypervisor:
         self._url = url
         self._plugins = plugin_manager
         self._hooks = plugin_manager.has_operation_hooks()
+        self._url_text: str | None = None
         self._capabilities = frozenset(backend.connection_capabilities())
         self._closed = False
         self.vms = VMCollection(self)
@@ -179,17 +180,22 @@ class Hypervisor:
         self._require(capability, operation)
         if not self._hooks:
             return func()
-        context = OperationContext(operation, self._backend.name, str(self._url), vm_id, dict(params or {}))
-        self._plugins.hook.virtabstract_before_operation(context=context)
+        url = self._url_text
+        if url is None:  # the URL is immutable: render (and mask) it once
+            url = self._url_text = str(self._url)
+        backend = self._backend.name
+        args = dict(params or {})
+        hook = self._plugins.hook
+        hook.virtabstract_before_operation(context=OperationContext(operation, backend, url, vm_id, args))
         started = time.monotonic()
         try:
             result = func()
         except BaseException as exc:
-            done = replace(context, elapsed_s=time.monotonic() - started)
-            self._plugins.hook.virtabstract_after_operation(context=done, result=None, error=exc)
+            done = OperationContext(operation, backend, url, vm_id, args, time.monotonic() - started)
+            hook.virtabstract_after_operation(context=done, result=None, error=exc)
             raise
-        done = replace(context, elapsed_s=time.monotonic() - started)
-        self._plugins.hook.virtabstract_after_operation(context=done, result=result, error=None)
+        done = OperationContext(operation, backend, url, vm_id, args, time.monotonic() - started)
+        hook.virtabstract_after_operation(context=done, result=result, error=None)
         return result
 
     def _vm(self, info: VMInfo) -> VM:
@@ -772,7 +778,7 @@ class SnapshotCollection:
         self._vm.hypervisor._require(Capability.SNAPSHOTS, "snapshot create")
         if memory:
             self._vm.hypervisor._require(Capability.SNAPSHOT_MEMORY, "snapshot with memory")
-        if not allow_duplicate and any(s.name == name for s in self._infos()):
+        if not allow_duplicate and backend.snapshot_name_exists(self._vm.id, name):
             raise AlreadyExists(f"VM {self._vm.name!r} already has a snapshot named {name!r}")
         info = self._vm._call(
             "snapshot_create",

@@ -41,6 +41,7 @@ from virtabstract import (
     StorageInfo,
     VMInfo,
     VMSpec,
+    VMSummary,
     check_transition,
     get_guest_os,
     guest_os_from_native,
@@ -61,6 +62,7 @@ from ._xml import (
     clone_domain,
     default_disk_bus,
     new_password,
+    parse_domain,
     parse_xml,
     target_name,
     to_string,
@@ -117,6 +119,7 @@ class KVMBackend(Backend):
         self.settings = parse_options(url, options)
         self.lc = LibvirtConnection(url, credentials, self.settings)
         self._domain_type: tuple[str, str] | None = None
+        self._no_leases = False
         self._host_mhz: int | None = None
 
     # -- connection -----------------------------------------------------------------------
@@ -254,7 +257,7 @@ class KVMBackend(Backend):
             guest = found.id if found else None
         return VMInfo(
             id=dom.UUIDString(),
-            name=dom.name(),
+            name=cfg.name or dom.name(),
             state=power,
             native_state=native,
             cpus=cpus,
@@ -295,6 +298,124 @@ class KVMBackend(Backend):
             out.append(self._vm_info(dom, cfg, state, uuid in managed, uuid in autostart, stats))
         return out
 
+    def list_vm_summaries(self) -> list[VMSummary]:
+        """Every domain's summary in a constant number of calls, whatever the number of domains.
+
+        * ``getAllDomainStats(STATE|VCPU|BALLOON)``: one call. The qemu driver answers the state,
+          vCPUs and memory; libvirt's test driver only the state.
+        * ``listAllDomains(MANAGEDSAVE)`` when a domain is shut off (a managed save makes it SUSPENDED).
+        * Guest OS and tags (our metadata), and the vCPUs and memory the stats lack, come from the
+          domain's XML. It is read once per domain and kept while the event loop delivers the events
+          that invalidate it (as for :meth:`list_vms`); so a warm listing makes no per-domain call.
+          Without events (``events=0``) every listing reads every domain's XML.
+        * IP addresses: the DHCP leases of the active networks (``listAllNetworks`` plus one call per
+          network), matched on the NICs' MAC addresses, for running domains only; none when no
+          domain runs, and never again on a connection whose driver has no lease API. Addresses only
+          the guest agent or the ARP table know are left to :meth:`guest_ip_addresses`.
+
+        An unchanged domain gets the very same (immutable) :class:`VMSummary` as in the previous listing.
+        Nothing read is kept when an invalidating event arrived during the listing.
+        """
+        lv = _sdk.libvirt()
+        groups = lv.VIR_DOMAIN_STATS_STATE | lv.VIR_DOMAIN_STATS_VCPU | lv.VIR_DOMAIN_STATS_BALLOON
+        generation = self.lc.generation
+        records = self.lc.read("list VMs", lambda c: c.getAllDomainStats(groups, 0))
+        managed: set[str] = set()
+        if any(st.get("state.state") == _SHUTOFF for _d, st in records):
+            managed = self._uuid_set(lv.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
+        running = any(st.get("state.state") != _SHUTOFF for _d, st in records)
+        leases = self._dhcp_leases() if running else {}
+        scratch = self.lc.summaries
+        caching = self.lc.caching
+        lc = self.lc
+        out: list[VMSummary] = []
+        append = out.append
+        for dom, stats in records:
+            uuid = dom.UUIDString()
+            state = stats.get("state.state", 0)
+            reason = stats.get("state.reason", 0)
+            cpus = stats.get("vcpu.current")
+            memory = stats.get("balloon.current")
+            entry = scratch.get(uuid)
+            if entry is None:
+                try:
+                    entry = self._summary_meta(dom)
+                except VirtAbstractError as exc:  # vanished between the two calls
+                    log.debug("skipping domain %s: %s", uuid, exc)
+                    continue
+                if caching and lc.generation == generation:
+                    scratch[uuid] = entry
+            meta, last_key, last = entry
+            ips: tuple[str, ...] = ()
+            if leases and state != _SHUTOFF:
+                ips = tuple(ip for mac in meta[5] for ip in leases.get(mac, ()))
+            key = (state, reason, uuid in managed, cpus, memory, ips)
+            if key == last_key and last is not None:
+                append(last)
+                continue
+            power, native = power_state(state, reason, managed_save=key[2])
+            summary = VMSummary(
+                id=uuid,
+                name=dom.name(),
+                state=power,
+                native_state=native,
+                cpus=meta[0] if cpus is None else int(cpus),
+                memory_mib=meta[1] if memory is None else int(memory) // 1024,
+                guest_os=meta[2],
+                guest_os_native=meta[3],
+                ip_addresses=ips,
+                tags=meta[4],
+            )
+            if caching and lc.generation == generation:
+                scratch[uuid] = (meta, key, summary)
+            append(summary)
+        return out
+
+    def _summary_meta(self, dom: Any) -> tuple[tuple[Any, ...], Any, VMSummary | None]:
+        """What a summary takes from the XML: (cpus, memory, guest os, libosinfo id, tags, MACs)."""
+        uuid = dom.UUIDString()
+        cfg = self.lc.cached_config(uuid)
+        if cfg is None:
+            cfg = parse_domain(self.lc.read(f"read the XML of VM {uuid}", lambda _c: dom.XMLDesc(0)))
+        guest = cfg.guest_os
+        if guest is None and cfg.libosinfo:
+            found = guest_os_from_native("libosinfo", cfg.libosinfo)
+            guest = found.id if found else None
+        macs = tuple(n.mac.lower() for n in cfg.nics if n.mac)
+        return (cfg.cpus, cfg.memory_mib, guest, cfg.libosinfo, cfg.tags, macs), None, None
+
+    def _dhcp_leases(self) -> dict[str, tuple[str, ...]]:
+        """MAC → leased addresses, over every active network (one call each); {} without a lease API."""
+        if self._no_leases:
+            return {}
+        lv = _sdk.libvirt()
+
+        def read(conn: Any) -> dict[str, tuple[str, ...]]:
+            found: dict[str, list[str]] = {}
+            for net in conn.listAllNetworks(lv.VIR_CONNECT_LIST_NETWORKS_ACTIVE):
+                try:
+                    leases = net.DHCPLeases(None, 0)
+                except lv.libvirtError as exc:
+                    if exc.get_error_code() in (lv.VIR_ERR_NO_SUPPORT, lv.VIR_ERR_OPERATION_UNSUPPORTED):
+                        self._no_leases = True
+                        return {}
+                    log.debug("no DHCP leases from network %s: %s", net.name(), exc)
+                    continue
+                for lease in leases:
+                    mac, ip = lease.get("mac"), lease.get("ipaddr")
+                    if mac and ip:
+                        found.setdefault(str(mac).lower(), []).append(str(ip))
+            return {mac: tuple(ips) for mac, ips in found.items()}
+
+        try:
+            return self.lc.read("read DHCP leases", read)
+        except UnsupportedOperation:
+            self._no_leases = True
+            return {}
+        except VirtAbstractError as exc:
+            log.debug("no DHCP leases: %s", exc)
+            return {}
+
     def _uuid_set(self, flag: int) -> set[str]:
         return set(self.lc.read("list VMs", lambda c: [d.UUIDString() for d in c.listAllDomains(flag)]))
 
@@ -323,24 +444,53 @@ class KVMBackend(Backend):
         return [] if dom is None else [self.get_vm(dom.UUIDString())]
 
     def get_state(self, vm_id: str) -> tuple[PowerState, str]:
-        """State, reason and managed-save flag: two calls."""
-        dom = self.lc.domain(vm_id)
-        state, managed = self.lc.read(
-            f"read the state of VM {vm_id}", lambda _c: (dom.state(0), dom.hasManagedSaveImage(0))
-        )
-        return power_state(state[0], state[1], managed_save=bool(managed))
+        """One ``state()`` call.
+
+        A shut-off domain also needs its managed-save flag (SUSPENDED). A domain found without
+        a managed save image is remembered while events run: an image only appears when a
+        running domain is saved, which libvirt announces with a lifecycle event (STOPPED/SAVED),
+        and :meth:`suspend` through this connection forgets it at once; so the second call is
+        made once per domain, not once per query.
+        """
+        state, reason = self.lc.on_domain(f"read the state of VM {vm_id}", vm_id, _read_state)
+        if state != _SHUTOFF or vm_id in self.lc.no_managed_save:
+            return power_state(state, reason)
+        saves = self.lc.save_events
+        managed = self.lc.on_domain(f"read the state of VM {vm_id}", vm_id, _has_managed_save)
+        if not managed and self.lc.caching and self.lc.save_events == saves:
+            self.lc.no_managed_save.add(vm_id)
+        return power_state(state, reason, managed_save=bool(managed))
 
     # -- power ------------------------------------------------------------------------------
 
-    def _power(self, operation: str, vm_id: str, action: Callable[[Any], Any]) -> Any:
-        dom = self.lc.domain(vm_id)
-        state, _native = self.get_state(vm_id)
-        check_transition(operation, state, dom.name())
-        return self.lc.write(f"{operation.replace('_', ' ')} VM {dom.name()!r}", lambda _c: action(dom), vm_id=vm_id)
+    def _power(self, operation: str, vm_id: str, action: Callable[[Any], Any], *, precheck: bool = True) -> Any:
+        """Run a power verb; with *precheck* the state is read first (libvirt would allow what the contract forbids).
+
+        Without it, libvirt's own refusal (``VIR_ERR_OPERATION_INVALID``, or the test driver's
+        internal error) is followed by one state read, and becomes the contract's InvalidState
+        when the verb is illegal in that state.
+        """
+        if precheck:
+            state, _native = self.get_state(vm_id)
+            check_transition(operation, state, self.lc.domain(vm_id).name())
+        what = f"{operation.replace('_', ' ')} VM {vm_id}"
+        try:
+            return self.lc.on_domain(what, vm_id, action, change=True)
+        except (BackendError, InvalidState) as exc:
+            if precheck:
+                raise
+            try:
+                state, _native = self.get_state(vm_id)
+            except VirtAbstractError:
+                raise exc from None
+            check_transition(operation, state, self.lc.domain(vm_id).name())
+            if isinstance(exc, InvalidState) and exc.state is None:
+                exc.state, exc.operation = state, operation
+            raise
 
     def start(self, vm_id: str) -> None:
         """``create()``: boots, or restores the managed save image."""
-        self._power("start", vm_id, lambda d: d.create())
+        self._power("start", vm_id, _create, precheck=False)
 
     def request_shutdown(self, vm_id: str) -> str:
         """ACPI power button (default) or the guest agent (``shutdown_method=agent``)."""
@@ -355,7 +505,7 @@ class KVMBackend(Backend):
 
     def power_off(self, vm_id: str) -> None:
         """``destroy()``: the hard stop."""
-        self._power("power_off", vm_id, lambda d: d.destroy())
+        self._power("power_off", vm_id, _destroy, precheck=False)
 
     def reboot(self, vm_id: str) -> None:
         """Graceful reboot through ACPI (or the agent with ``shutdown_method=agent``)."""
@@ -389,7 +539,11 @@ class KVMBackend(Backend):
 
     def suspend(self, vm_id: str) -> None:
         """Managed save: memory to disk, process gone; ``start`` restores."""
-        self._power("suspend", vm_id, lambda d: d.managedSave(0))
+        self.lc.no_managed_save.discard(vm_id)
+        try:
+            self._power("suspend", vm_id, lambda d: d.managedSave(0))
+        finally:
+            self.lc.no_managed_save.discard(vm_id)
 
     def set_autostart(self, vm_id: str, enabled: bool) -> None:
         """Start with libvirtd."""
@@ -529,6 +683,7 @@ class KVMBackend(Backend):
         dom = self._require_stopped(vm_id, "delete")
         cfg = self.lc.config(dom, fresh=True, inactive=True)
         self._undefine(dom, keep_nvram=False)
+        self.lc.forget_domain(vm_id)
         if delete_disks:
             _storage.delete_paths(self.lc.live(), [d.path for d in cfg.disks if d.path])
 
@@ -536,6 +691,7 @@ class KVMBackend(Backend):
         """Undefine but keep the volumes (and the nvram file)."""
         dom = self._require_stopped(vm_id, "unregister")
         self._undefine(dom, keep_nvram=True)
+        self.lc.forget_domain(vm_id)
 
     def clone_vm(self, vm_id: str, name: str, *, linked: bool, snapshot_id: str | None) -> VMInfo:
         """Copy each disk volume (full) or layer a qcow2 on it (linked), then define the rewritten XML."""
@@ -651,14 +807,20 @@ class KVMBackend(Backend):
         """The snapshot tree, parents first."""
         return _snapshots.list_snapshots(self.lc.domain(vm_id), vm_id)
 
+    def snapshot_name_exists(self, vm_id: str, name: str) -> bool | None:
+        """``None``: libvirt keys snapshots by name and refuses a taken one itself (AlreadyExists), atomically."""
+        return None
+
     def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
-        """Internal snapshot: disk-only when stopped, with memory when running and asked."""
-        dom = self.lc.domain(vm_id)
-        state, _ = self.get_state(vm_id)
+        """Internal snapshot: disk-only when stopped, with memory when running and asked (one create, one read-back)."""
         if quiesce and not memory:
             log.debug("quiesce is implied for internal snapshots of stopped VMs and unavailable otherwise")
-        self.lc.forget(vm_id)
-        return _snapshots.create(dom, vm_id, name, description=description, memory=memory, active=state.is_active)
+        return self.lc.on_domain(
+            f"create snapshot {name!r}",
+            vm_id,
+            lambda dom: _snapshots.create(dom, vm_id, name, description=description, memory=memory),
+            change=True,
+        )
 
     def revert_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         """Revert, to the state the snapshot recorded."""
@@ -770,6 +932,26 @@ class KVMBackend(Backend):
             self.unsupported("events", "the libvirt event loop is off (events=0)")
         self.lc.live()
         return self.lc.subscribe(callback)
+
+
+_SHUTOFF = 5  # VIR_DOMAIN_SHUTOFF
+
+
+def _read_state(dom: Any) -> tuple[int, int]:
+    state, reason = dom.state(0)
+    return int(state), int(reason)
+
+
+def _has_managed_save(dom: Any) -> int:
+    return int(dom.hasManagedSaveImage(0))
+
+
+def _create(dom: Any) -> Any:
+    return dom.create()
+
+
+def _destroy(dom: Any) -> Any:
+    return dom.destroy()
 
 
 def _version(number: int) -> str:

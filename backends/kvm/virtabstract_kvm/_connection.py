@@ -16,6 +16,17 @@ Parsed domain XML is cached per UUID while the event loop delivers
 invalidating events (lifecycle, metadata, device, balloon, tunable changes)
 and dropped on every change made through this connection, so that listing
 VMs costs a constant number of calls once warm.
+
+``virDomain`` handles are cached per UUID, so that an operation on a known VM
+costs no ``lookupByUUIDString``. libvirt resolves a handle by its UUID on
+every call (in the remote protocol and in the drivers), so a cached handle
+stays valid as long as a domain with that UUID exists; only its ``name()``
+can go stale after a rename by another client, which is why data (VMInfo.name)
+comes from the XML or a fresh listing, never from a cached handle. A handle is
+dropped when libvirt reports the domain defined or undefined (a rename is
+both), when it is undefined through this connection, when a call on it
+reports the domain gone, and all of them on close and reconnect: a handle
+belongs to the connection that made it.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from virtabstract import URL, Credentials, PowerState
 from virtabstract.errors import ConnectionFailed, ConnectionLost, UnsupportedOperation, VMNotFound
 
 from . import _sdk
-from ._errors import OPEN, map_libvirt_errors
+from ._errors import OPEN, map_libvirt_errors, translate
 from ._events import ensure_event_loop
 from ._states import event_state
 from ._uri import ConnectOptions, libvirt_uri
@@ -67,6 +78,17 @@ class LibvirtConnection:
         self.events = False
         self._lock = threading.RLock()
         self._cache: dict[str, DomainConfig] = {}
+        self.summaries: dict[str, Any] = {}
+        """Per-UUID scratch of the summary listing (owned by the backend); dropped with the XML cache."""
+        self.generation = 0
+        """Bumped by every :meth:`forget`: a listing stores what it read only if no event came meanwhile."""
+        self._domains: dict[str, Any] = {}
+        self.no_managed_save: set[str] = set()
+        """Domains known to have no managed save image, kept while events run: an image appears only
+        when a running domain is saved (lifecycle event STOPPED/SAVED, or ``suspend`` through the backend)."""
+        self.save_events = 0
+        """STOPPED/SAVED events seen (a reader adds to no_managed_save only if none came in between)."""
+        self._libvirt_error: type[BaseException] | None = None  # libvirtError, remembered by open()
         self._cache_callbacks: list[int] = []
         self._subscribers: dict[int, Callable[[str, PowerState, str], None]] = {}
         self._next_subscriber = 0
@@ -86,6 +108,7 @@ class LibvirtConnection:
     def open(self) -> None:
         """Open the connection (and the event loop first, when enabled)."""
         lv = _sdk.libvirt()
+        self._libvirt_error = lv.libvirtError
         if self.options.events:
             self.events = ensure_event_loop()
         flags = lv.VIR_CONNECT_RO if self.options.readonly else 0
@@ -95,6 +118,9 @@ class LibvirtConnection:
         self.conn = conn
         self.lost = False
         self._cache.clear()
+        self.summaries.clear()
+        self.no_managed_save.clear()
+        self._domains.clear()
         self._setup_reliability(conn)
 
     def _auth_callback(self, credentials: list[list[Any]], _opaque: Any) -> int:
@@ -140,11 +166,17 @@ class LibvirtConnection:
         self.lost = True
 
     def _on_domain_event(self, _conn: Any, dom: Any, *_args: Any) -> None:
-        self._cache.pop(dom.UUIDString(), None)
+        self.forget(dom.UUIDString())
 
     def _on_lifecycle(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
         uuid = dom.UUIDString()
-        self._cache.pop(uuid, None)
+        self.forget(uuid)
+        if event in (0, 1):  # VIR_DOMAIN_EVENT_DEFINED / UNDEFINED (a rename is both): the handle may be stale
+            self._domains.pop(uuid, None)
+            self.no_managed_save.discard(uuid)
+        elif event == 5 and detail == 4:  # STOPPED / SAVED: a managed save image may have appeared
+            self.save_events += 1
+            self.no_managed_save.discard(uuid)
         state, native = event_state(event, detail)
         for callback in list(self._subscribers.values()):
             try:
@@ -173,6 +205,7 @@ class LibvirtConnection:
     def close(self) -> None:
         """Close the connection (idempotent); errors are logged, not raised."""
         conn, self.conn = self.conn, None
+        self._domains.clear()
         if conn is None:
             return
         lv = _sdk.libvirt()
@@ -229,21 +262,67 @@ class LibvirtConnection:
             raise
         finally:
             if vm_id is not None:
-                self._cache.pop(vm_id, None)
+                self.forget(vm_id)
 
     def forget(self, vm_id: str) -> None:
-        """Drop the cached XML of one domain."""
+        """Drop the cached XML and summary scratch of one domain."""
+        self.generation += 1
         self._cache.pop(vm_id, None)
+        self.summaries.pop(vm_id, None)
+
+    def forget_domain(self, vm_id: str) -> None:
+        """Drop everything cached about one domain, its handle included (undefined, or found gone)."""
+        self.forget(vm_id)
+        self.no_managed_save.discard(vm_id)
+        self._domains.pop(vm_id, None)
+
+    def on_domain(self, what: str, vm_id: str, func: Callable[[Any], T], *, change: bool = False) -> T:
+        """Run *func* on the domain's handle, translating libvirt errors (the hot path of every VM operation).
+
+        A read (``change=False``) whose connection turns out lost is retried once on a new
+        connection, with a new handle; a change is never retried and drops the cached XML.
+        VMNotFound drops the cached handle.
+        """
+        dom = self.domain(vm_id)
+        error = self._libvirt_error or _sdk.libvirt().libvirtError
+        try:
+            return func(dom)
+        except error as exc:
+            mapped = translate(exc, what=what)
+            if isinstance(mapped, VMNotFound):
+                self._domains.pop(vm_id, None)
+            if not isinstance(mapped, ConnectionLost):
+                raise mapped from exc
+            self.lost = True
+            if change:
+                raise mapped from exc
+        finally:
+            if change:
+                self.forget(vm_id)
+        dom = self.domain(vm_id)
+        try:
+            return func(dom)
+        except error as exc:
+            raise translate(exc, what=what) from exc
 
     # -- domains --------------------------------------------------------------------------------
 
     def domain(self, vm_id: str) -> Any:
-        """The ``virDomain`` with UUID *vm_id*; VMNotFound for anything else (names included)."""
+        """The ``virDomain`` with UUID *vm_id* (cached); VMNotFound for anything else (names included)."""
+        dom = self._domains.get(vm_id)
+        if dom is not None and not self.lost:
+            return dom
         try:
             uuidlib.UUID(vm_id)
         except (ValueError, AttributeError, TypeError):
             raise VMNotFound(f"{vm_id!r} is not a libvirt domain UUID") from None
-        return self.read(f"look up VM {vm_id}", lambda c: c.lookupByUUIDString(vm_id))
+        dom = self.read(f"look up VM {vm_id}", lambda c: c.lookupByUUIDString(vm_id))
+        self._domains[vm_id] = dom
+        return dom
+
+    def cached_config(self, uuid: str) -> DomainConfig | None:
+        """The cached parsed XML of a domain, if any (no call)."""
+        return self._cache.get(uuid) if self.caching else None
 
     def config(self, dom: Any, *, fresh: bool = False, inactive: bool = False) -> DomainConfig:
         """The parsed XML of *dom* (live XML of a running domain unless *inactive*), cached when possible."""

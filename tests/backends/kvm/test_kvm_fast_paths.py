@@ -1,0 +1,167 @@
+"""The KVM backend's fast paths on the test driver: summary listing, cached handles, one-call operations."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+import virtabstract
+from virtabstract import PowerState, VMSpec
+from virtabstract.errors import AlreadyExists, InvalidState
+
+pytest.importorskip("libvirt")
+
+
+class CountingDomain:
+    """Wraps a virDomain and counts the calls made through it."""
+
+    def __init__(self, dom: Any, calls: Counter[str]) -> None:
+        self._dom = dom
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._dom, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return attr(*args, **kwargs)
+
+        return call
+
+
+class CountingConn(CountingDomain):
+    """The same for a virConnect."""
+
+
+@pytest.fixture
+def hv() -> Any:
+    with virtabstract.connect("test:///default") as hypervisor:
+        yield hypervisor
+
+
+@pytest.fixture
+def vm(hv: Any) -> Any:
+    made = hv.vms.create(VMSpec(name="vatest-fast", tags=["fast"]))
+    yield made
+    if made.state is not PowerState.STOPPED:
+        made.power_off()
+    made.delete()
+
+
+def _counting_handle(hv: Any, vm_id: str) -> Counter[str]:
+    lc = hv.backend.lc
+    calls: Counter[str] = Counter()
+    lc._domains[vm_id] = CountingDomain(lc.domain(vm_id), calls)
+    return calls
+
+
+def test_summaries_match_info_and_are_constant_calls(hv: Any, vm: Any) -> None:
+    lc = hv.backend.lc
+    first = {s.id: s for s in hv.vms.list_summaries()}
+    infos = {i.id: i for i in hv.vms.list_info()}
+    assert set(first) == set(infos)
+    for vm_id, summary in first.items():
+        for field in ("name", "state", "cpus", "memory_mib", "guest_os", "tags"):
+            assert getattr(summary, field) == getattr(infos[vm_id], field), (vm_id, field)
+    assert first[vm.id].tags == ("fast",)
+    counting = CountingConn(lc.conn, Counter())
+    lc.conn = counting
+    try:
+        second = {s.id: s for s in hv.vms.list_summaries()}
+    finally:
+        lc.conn = counting._dom
+    # stats + the managed-save set (a domain is shut off); the test driver has no lease API (remembered)
+    assert sum(counting.calls.values()) <= 2, counting.calls
+    assert second[vm.id] is first[vm.id]  # unchanged domains: the same immutable summary
+    vm.start()
+    assert {s.id: s for s in hv.vms.list_summaries()}[vm.id].state is PowerState.RUNNING
+
+
+def test_state_is_one_call_and_handles_are_cached(hv: Any, vm: Any) -> None:
+    vm.start()
+    calls = _counting_handle(hv, vm.id)
+    assert vm.state is PowerState.RUNNING
+    assert vm.state is PowerState.RUNNING
+    assert calls == Counter(state=2)
+    vm.power_off()
+    calls.clear()
+    assert vm.state is PowerState.STOPPED  # state + the managed-save flag, once
+    assert vm.state is PowerState.STOPPED
+    assert calls == Counter(state=2, hasManagedSaveImage=1)
+
+
+def test_start_and_stop_need_no_state_read(hv: Any, vm: Any) -> None:
+    calls = _counting_handle(hv, vm.id)
+    vm.start()
+    vm.power_off()
+    assert calls == Counter(create=1, destroy=1)
+
+
+def test_refused_transitions_are_invalid_state_with_the_state(hv: Any, vm: Any) -> None:
+    with pytest.raises(InvalidState) as stopped:
+        vm.power_off()
+    assert stopped.value.state is PowerState.STOPPED
+    assert stopped.value.operation == "power_off"
+    vm.start()
+    with pytest.raises(InvalidState) as running:
+        vm.start()
+    assert running.value.state is PowerState.RUNNING
+    vm.pause()
+    with pytest.raises(InvalidState):  # libvirt would accept this one: the contract check stays
+        vm.pause()
+
+
+def test_snapshot_create_is_one_create_and_one_read(hv: Any, vm: Any) -> None:
+    calls = _counting_handle(hv, vm.id)
+    snap = vm.snapshots.create("one", description="d <&>")
+    assert calls == Counter(snapshotCreateXML=1)  # the read-back goes through the snapshot object
+    assert snap.info.description == "d <&>"
+    assert not snap.info.has_memory
+    with pytest.raises(AlreadyExists):
+        vm.snapshots.create("one")
+
+
+def test_reconnect_drops_handles_of_the_old_connection(hv: Any, vm: Any) -> None:
+    lc = hv.backend.lc
+    assert vm.state is PowerState.STOPPED
+    old = lc._domains[vm.id]
+    lc.lost = True  # what the close callback does
+    assert vm.state is PowerState.STOPPED
+    assert lc._domains[vm.id] is not old
+    assert lc.reconnects == 1
+
+
+def test_undefine_drops_the_handle(hv: Any) -> None:
+    made = hv.vms.create(VMSpec(name="vatest-fast-gone"))
+    assert made.state is PowerState.STOPPED
+    lc = hv.backend.lc
+    assert made.id in lc._domains
+    made.delete()
+    assert made.id not in lc._domains
+
+
+def test_managed_save_is_seen_after_the_no_image_shortcut(hv: Any, vm: Any) -> None:
+    assert vm.state is PowerState.STOPPED
+    assert vm.id in hv.backend.lc.no_managed_save
+    vm.start()
+    vm.suspend()
+    assert vm.state is PowerState.SUSPENDED
+    vm.start()
+    vm.power_off()
+    assert vm.state is PowerState.STOPPED
+    # a save by another client is announced by a STOPPED/SAVED lifecycle event
+    with virtabstract.connect("test:///default", events=False) as other:
+        other_vm = other.vms.get(vm.id)
+        other_vm.start()
+        deadline = time.monotonic() + 5
+        assert vm.state is PowerState.RUNNING
+        other_vm.suspend()
+        while vm.state is not PowerState.SUSPENDED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert vm.state is PowerState.SUSPENDED
+        other_vm.start()
