@@ -50,6 +50,7 @@ from ._model import (
     to_dict,
 )
 from ._plugins import BackendRegister, PluginManager, get_plugin_manager
+from ._security import InsecureConnectionWarning, warn_insecure
 from ._spec import CdRom, Disk, Nic, VMSpec, load_spec, spec_schema
 from ._units import format_size, parse_size
 from ._url import URL, make_url
@@ -78,6 +79,7 @@ __all__ = [
     "HostInfo",
     "Hypervisor",
     "IPAddressInfo",
+    "InsecureConnectionWarning",
     "ManualClock",
     "NetworkInfo",
     "Nic",
@@ -117,6 +119,7 @@ __all__ = [
     "spec_schema",
     "to_dict",
     "wait_until",
+    "warn_insecure",
 ]
 
 log = logging.getLogger("virtabstract")

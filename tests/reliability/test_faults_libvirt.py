@@ -216,12 +216,6 @@ def test_frozen_transport_is_noticed_by_keepalive(env: dict[str, Any], tally: Ta
             assert hv.vms.list_info() is not None  # and the connection works again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (kvm backend, _connection.LibvirtConnection.is_remote): qemu+ext:// (and any transport "
-    "other than ssh/tls/tcp/libssh/libssh2) gets no keepalive even when keepalive='1,2' is asked for "
-    "explicitly, so a frozen ext transport blocks every call forever",
-)
 def test_frozen_ext_transport_is_noticed_by_keepalive(env: dict[str, Any]) -> None:
     url = f"qemu+ext:///system?command={env['relay']}"
     with virtabstract.connect(url, keepalive=f"{KEEPALIVE[0]},{KEEPALIVE[1]}", domain_type="qemu") as hv:

@@ -118,7 +118,7 @@ def test_no_verify_passes_with_exactly_one_warning_across_threads(tls_sim: Any, 
                                                                   tally: Tally) -> None:  # fmt: skip
     from virtabstract_esxi import _session
 
-    _session._warned_no_verify = False  # once per process: start from a fresh process's state
+    virtabstract._security._reset_insecure_warnings()  # once per process: start from a fresh state
     errors: list[BaseException] = []
 
     def connect() -> None:
@@ -158,11 +158,6 @@ def test_libvirt_tls_uri_keeps_verification(kvm_ok: None, tally: Tally) -> None:
         tally.add_tls("libvirt-uri-verifies")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (kvm backend, _uri.libvirt_uri): ?no_verify=1 on a qemu+tls:// URL is handed to libvirt "
-    "silently, while the esxi backend warns once (InsecureConnectionWarning + a log line) for the same option",
-)
 def test_libvirt_no_verify_warns(kvm_ok: None) -> None:
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

@@ -28,41 +28,28 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from virtabstract import URL, Credentials
+from virtabstract import URL, Credentials, InsecureConnectionWarning, warn_insecure
 from virtabstract.errors import AuthenticationFailed, InvalidURL
 
 from ._faults import map_vim_faults
 from ._sdk import fault_names, sdk
 
-__all__ = ["Session", "build_ssl_context", "connection_target"]
+__all__ = ["InsecureConnectionWarning", "Session", "build_ssl_context", "connection_target"]
 
 log = logging.getLogger("virtabstract.esxi")
 T = TypeVar("T")
 
-_warned_no_verify = False
-_warn_lock = threading.Lock()
-
-
-class InsecureConnectionWarning(UserWarning):
-    """TLS certificate verification was turned off with ``no_verify=1``."""
-
 
 def _warn_no_verify(host: str) -> None:
-    global _warned_no_verify
-    with _warn_lock:
-        if _warned_no_verify:
-            return
-        _warned_no_verify = True
-    message = (
+    warn_insecure(
+        f"esxi:{host}",
         f"TLS certificate verification is disabled for {host} (no_verify=1): the connection can be "
-        "intercepted; prefer ?ca_file=/path/to/ca.pem"
+        "intercepted; prefer ?ca_file=/path/to/ca.pem",
+        stacklevel=5,
     )
-    log.warning("%s", message)
-    warnings.warn(message, InsecureConnectionWarning, stacklevel=4)
 
 
 def build_ssl_context(url: URL) -> ssl.SSLContext:

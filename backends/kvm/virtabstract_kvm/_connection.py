@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from virtabstract import URL, Credentials, PowerState
+from virtabstract import URL, Credentials, PowerState, warn_insecure
 from virtabstract.errors import ConnectionFailed, ConnectionLost, UnsupportedOperation, VMNotFound
 
 from . import _sdk
@@ -97,8 +97,11 @@ class LibvirtConnection:
 
     @property
     def is_remote(self) -> bool:
-        """True for URIs that go through libvirt's remote driver over a network transport."""
-        return bool(self.url.host) or (self.url.transport or "") in ("ssh", "tls", "tcp", "libssh", "libssh2")
+        """True for URIs that go through libvirt's remote driver (any transport but the local socket).
+
+        ``ext`` counts: its relay command can freeze like a network, and only keepalive notices.
+        """
+        return bool(self.url.host) or (self.url.transport or "unix") != "unix"
 
     @property
     def is_test(self) -> bool:
@@ -111,6 +114,13 @@ class LibvirtConnection:
         self._libvirt_error = lv.libvirtError
         if self.options.events:
             self.events = ensure_event_loop()
+        if self.url.transport == "tls" and self.url.flag("no_verify"):
+            warn_insecure(
+                f"kvm:{self.url.host}",
+                f"TLS certificate verification is disabled for {self.url.host or 'localhost'} (no_verify=1): "
+                "the connection can be intercepted; install the CA as libvirt's cacert.pem instead",
+                stacklevel=6,
+            )
         flags = lv.VIR_CONNECT_RO if self.options.readonly else 0
         auth = [[lv.VIR_CRED_AUTHNAME, lv.VIR_CRED_PASSPHRASE, lv.VIR_CRED_USERNAME], self._auth_callback, None]
         with map_libvirt_errors(f"connect to {self.url}", phase=OPEN):

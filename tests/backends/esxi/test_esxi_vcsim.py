@@ -74,7 +74,7 @@ def test_tls_ca_file(tls_sim: VcsimInstance) -> None:
 def test_tls_no_verify_warns_once(tls_sim: VcsimInstance, caplog: pytest.LogCaptureFixture) -> None:
     from virtabstract_esxi import _session
 
-    _session._warned_no_verify = False
+    virtabstract._security._reset_insecure_warnings()  # once per process: start from a fresh state
     with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING, "virtabstract.esxi"):
         warnings.simplefilter("always")
         for _ in range(2):
