@@ -219,13 +219,6 @@ def test_method_slower_than_the_timeout_is_a_typed_error_in_time(slow_sim: Any, 
         vm.start()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (esxi backend, _faults.map_exception): a SOAP call that exceeds the timeout= option raises "
-    "socket.timeout (TimeoutError), which is matched by the generic OSError branch and becomes ConnectionLost "
-    "('the connection to the server was lost: TimeoutError: timed out'); it should be OperationTimeout — the "
-    "connection is fine and the server may still complete the call",
-)
 def test_method_slower_than_the_timeout_raises_operation_timeout(slow_sim: Any) -> None:
     with virtabstract.connect(sim_url(slow_sim, "esx"), timeout=0.5) as hv:
         vm = next(v for v in hv.vms.list() if v.state is PowerState.RUNNING)

@@ -262,6 +262,10 @@ def map_exception(exc: BaseException, ctx: FaultContext) -> BaseException:
         return ConnectionFailed(
             f"TLS handshake failed ({getattr(exc, 'reason', None) or exc}); for an http-only server add ?protocol=http"
         )
+    if isinstance(exc, TimeoutError) and not ctx.connecting:
+        # The socket timed out waiting for the answer: the connection is fine and the
+        # server may still complete the call, so this is a timeout, not a lost connection.
+        return OperationTimeout(f"{_prefix(ctx)}no answer from the server in time ({exc})")
     connection_errors = (ConnectionError, http.client.HTTPException, socket.gaierror, socket.timeout, OSError)
     if isinstance(exc, connection_errors):
         if ctx.connecting:
