@@ -413,6 +413,8 @@ class ConsoleInfo:
     tls_port: int | None = None
     url: str = ""
     serial_device: str = ""
+    username: str = ""
+    """The console user, where the protocol has one (VirtualBox VRDE simple authentication)."""
 
 
 @dataclass(frozen=True)

@@ -342,12 +342,6 @@ def test_esxi_console_ticket_is_a_secret(vpx_sim: Any, scanner: SecretScanner) -
     scanner.check(repr(console), "repr", "ConsoleInfo")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (vbox backend): VMs are created with VRDE on (127.0.0.1, ports 5000-5099) but no "
-    "authentication (--vrdeauthtype stays null) and console() returns no password: any local user can take "
-    "the console; the mock's VNC and vSphere's WebMKS tickets are protected",
-)
 def test_vbox_console_has_a_password(tmp_path: Path) -> None:
     from .vbox_support import RecordedVBox, fake_available
 

@@ -35,10 +35,12 @@ Honest semantics, per verb:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -71,6 +73,7 @@ from virtabstract import (
     PowerState,
     ReconfigureChange,
     ResourceAllocation,
+    Secret,
     SnapshotInfo,
     StorageInfo,
     VMInfo,
@@ -111,6 +114,10 @@ from ._vboxmanage import DEFAULT_TIMEOUT, VBoxManage, find_vboxmanage, password_
 __all__ = ["VBoxBackend"]
 
 log = logging.getLogger("virtabstract.vbox")
+
+VRDE_USER = "virtabstract"
+"""The VRDE user created with VBoxAuthSimple."""
+VRDE_PASSWORD_KEY = "virtabstract/vrde-password"  # noqa: S105 - an extradata key, not a secret
 
 TRANSPORTS = ("auto", "vboxmanage", "api")
 MAX_NICS = 8
@@ -658,10 +665,14 @@ class VBoxBackend(Backend):
             for i in range(4):
                 args += [f"--boot{i + 1}", order[i]]
             if spec.graphics != "none":
-                args += ["--vrde", "on", "--vrdeaddress", "127.0.0.1", "--vrdeport", "5000-5099"]
+                # VRDE with VirtualBox's simple authentication: a generated password, never none.
+                args += ["--vrde", "on", "--vrdeaddress", "127.0.0.1", "--vrdeport", "5000-5099",
+                         "--vrdeauthtype", "external", "--vrdeauthlibrary", "VBoxAuthSimple"]  # fmt: skip
             for slot in range(len(nics) + 1, MAX_NICS + 1):
                 args += [f"--nic{slot}", "none"]
             self.vbm.out(*args, *nic_args)
+            if spec.graphics != "none":
+                self._set_vrde_password(vm_uuid)
             folder = str(Path(self._showvminfo(vm_uuid).get("CfgFile", "")).parent)
             for i, disk in enumerate(disks):
                 self._attach_disk(vm_uuid, spec.name, folder, disk, i, created_media)
@@ -1092,8 +1103,23 @@ class VBoxBackend(Backend):
 
     # -- console and guest ----------------------------------------------------------
 
+    def _set_vrde_password(self, vm_uuid: str) -> None:
+        """Give the VM's VRDE a generated password (VBoxAuthSimple: the user's SHA-256 in extradata).
+
+        The password itself is kept in the VM's extradata so that :meth:`console` can hand it
+        to the user, as libvirt keeps a VNC password in the domain definition.
+        """
+        password = secrets.token_urlsafe(12)
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        self.vbm.out("setextradata", vm_uuid, f"VBoxAuthSimple/users/{VRDE_USER}", digest)
+        self.vbm.out("setextradata", vm_uuid, VRDE_PASSWORD_KEY, password)
+
+    def _vrde_password(self, vm_id: str) -> Secret | None:
+        text = self.vbm.out("getextradata", vm_id, VRDE_PASSWORD_KEY).strip()
+        return Secret(text[len("Value: ") :]) if text.startswith("Value: ") else None
+
     def console(self, vm_id: str) -> ConsoleInfo:
-        """VRDE (RDP) address and port from showvminfo."""
+        """VRDE (RDP) address and port from showvminfo, with the generated password."""
         raw = self._showvminfo(vm_id)
         if raw.get("vrde", "off") != "on":
             raise InvalidState(
@@ -1107,8 +1133,11 @@ class VBoxBackend(Backend):
         elif re.match(r"^\d+", port_text):
             port = int(re.match(r"^\d+", port_text).group(0))  # type: ignore[union-attr]
         host = raw.get("vrdeaddress", "") or "127.0.0.1"
+        protected = raw.get("vrdeauthtype", "null") != "null"
+        password = self._vrde_password(vm_id) if protected else None
         return ConsoleInfo(protocol="rdp", host="127.0.0.1" if host == "0.0.0.0" else host, port=port,  # noqa: S104
-                           url=f"rdp://{host}:{port}" if port else "")  # fmt: skip
+                           url=f"rdp://{host}:{port}" if port else "", password=password,
+                           username=VRDE_USER if password else "")  # fmt: skip
 
     def _guest_props(self, vm_id: str) -> tuple[dict[str, str], dict[str, Any]]:
         raw = self._showvminfo(vm_id)

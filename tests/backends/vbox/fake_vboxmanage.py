@@ -330,6 +330,7 @@ class Fake:
         if vm.get("vrde") == "on":
             lines.append(f'vrdeports="{vm.get("vrdeports", "3389")}"')
             lines.append(f'vrdeaddress="{vm.get("vrdeaddress", "0.0.0.0")}"')
+            lines.append(f'vrdeauthtype="{vm.get("vrdeauthtype", "null")}"')
             if vm["state"] in _TERMINAL_ONLINE:
                 lines.append(f"vrdeport={5000 + list(self.s['vms']).index(vm['uuid'])}")
         if vm.get("description"):
@@ -414,7 +415,8 @@ class Fake:
         vm = self.vm(args[0])
         known = {"--cpus": True, "--memory": True, "--cpuexecutioncap": True, "--description": True,
                  "--firmware": True, "--groups": True, "--ostype": True, "--vrde": True, "--vrdeport": True,
-                 "--vrdeaddress": True, "--name": True}  # fmt: skip
+                 "--vrdeaddress": True, "--name": True, "--vrdeauthtype": True,
+                 "--vrdeauthlibrary": True}  # fmt: skip
         for slot in range(1, 9):
             for opt in ("nic", "nictype", "macaddress", "cableconnected", "bridgeadapter", "hostonlyadapter",
                         "intnet", "nat-network"):  # fmt: skip
@@ -444,6 +446,12 @@ class Fake:
                 vm["vrdeports"] = val
             elif key == "--vrdeaddress":
                 vm["vrdeaddress"] = val
+            elif key == "--vrdeauthtype":
+                if val not in ("null", "external", "guest"):
+                    fail(f"Invalid --vrdeauthtype argument '{val}'", "E_INVALIDARG")
+                vm["vrdeauthtype"] = val
+            elif key == "--vrdeauthlibrary":
+                vm["vrdeauthlibrary"] = val
             elif key.startswith("--boot"):
                 boot = vm.setdefault("boot", ["floppy", "dvd", "disk", "none"])
                 boot[int(key[-1]) - 1] = val
