@@ -19,7 +19,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,6 +210,33 @@ class PluginManager:
     def backend_for(self, scheme: str) -> type[Backend]:
         """The backend class serving *scheme* (loading plugins first)."""
         return self.load().backends.lookup(scheme).load()
+
+    def operation_hooks(self) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
+        """Callables for the before- and after-operation hooks, ``None`` where no plugin implements one.
+
+        Every operation of every connection goes through these, so when the implementations are
+        plain functions (no wrappers, no tracing) they are called directly, in pluggy's order
+        (last registered first), instead of through pluggy's generic dispatch.
+        """
+        self.load()
+        return (
+            self._fast_caller(self.pm.hook.virtabstract_before_operation),
+            self._fast_caller(self.pm.hook.virtabstract_after_operation),
+        )
+
+    def _fast_caller(self, caller: Any) -> Callable[..., Any] | None:
+        impls = caller.get_hookimpls()
+        if not impls:
+            return None
+        if self.trace or any(impl.hookwrapper or impl.wrapper for impl in impls):
+            return caller  # type: ignore[no-any-return]
+        functions = [impl.function for impl in reversed(impls)]
+
+        def call_all(**kwargs: Any) -> None:
+            for function in functions:
+                function(**kwargs)
+
+        return call_all
 
     def has_operation_hooks(self) -> bool:
         """True when any plugin implements the before/after operation hooks (else the core skips them)."""

@@ -286,3 +286,28 @@ def test_import_is_lazy_and_loads_no_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_operation_hooks_run_in_pluggys_order():
+    """The core's direct hook calls keep pluggy's order (LIFO, tryfirst/trylast honoured)."""
+    seen = []
+
+    def plugin(label, **opts):
+        class Plugin:
+            @hookimpl(**opts)
+            def virtabstract_before_operation(self, context):
+                seen.append(label)
+
+        return Plugin()
+
+    pm = manager(TinyPlugin())
+    pm.register(plugin("first", tryfirst=True), name="first")
+    pm.register(plugin("a"), name="a")
+    pm.register(plugin("b"), name="b")
+    pm.register(plugin("last", trylast=True), name="last")
+    with virtabstract.connect("tiny://", plugin_manager=pm) as hv:
+        hv.vms.list()
+        direct = list(seen)
+        seen.clear()
+        pm.hook.virtabstract_before_operation(context=None)
+    assert direct == seen == ["first", "b", "a", "last"]
