@@ -25,8 +25,9 @@ import os
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from ...errors import BackendError, ConnectionFailed
@@ -80,7 +81,7 @@ else:
     _replace = os.replace
 
 
-class Store:
+class Store(ABC):
     """Where a mock connection's document lives.
 
     Callers serialise threads themselves; :meth:`transaction` additionally
@@ -92,24 +93,22 @@ class Store:
     file_writes = 0
     """How many times the document was written to storage (file stores)."""
 
+    @abstractmethod
     def read(self) -> Document:
         """The current document (do not mutate it outside :meth:`transaction`)."""
-        raise NotImplementedError
 
-    @contextmanager
-    def transaction(self) -> Iterator[Document]:
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Document]:
         """Yield the current document for mutation; persist it when the block exits without error."""
-        raise NotImplementedError
-        yield {}  # type: ignore[unreachable]  # pragma: no cover
 
     @property
     def is_new(self) -> bool:
         """True when the store was created by this connection (so presets may populate it)."""
         return False
 
+    @abstractmethod
     def describe(self) -> str:
         """``"memory"`` or the file path, for messages."""
-        raise NotImplementedError
 
 
 class MemoryStore(Store):
