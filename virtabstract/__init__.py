@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import errors
-from ._backend import Backend, Credentials, check_transition
+from ._backend import Backend, Credentials, check_transition, snapshot_deletion_order
 from ._catalog import GuestOS, all_guest_oses, get_guest_os, guest_os_from_native, guest_os_ids
 from ._hypervisor import VM, Guest, Hypervisor, OperationContext, Snapshot, SnapshotCollection, VMCollection
 from ._model import (
@@ -116,6 +116,7 @@ __all__ = [
     "load_spec",
     "make_url",
     "parse_size",
+    "snapshot_deletion_order",
     "spec_schema",
     "to_dict",
     "wait_until",

@@ -47,7 +47,7 @@ from ._model import (
 from ._spec import Disk, Nic, VMSpec
 from ._url import URL
 from ._wait import Clock, SystemClock
-from .errors import InvalidState, UnsupportedOperation
+from .errors import InvalidState, SnapshotNotFound, UnsupportedOperation
 
 __all__ = ["LEGAL_TRANSITIONS", "RECONFIGURABLE_FIELDS", "Backend", "Credentials", "check_transition"]
 
@@ -82,6 +82,29 @@ def check_transition(operation: str, state: PowerState, vm_name: str = "") -> No
             state=state,
             operation=operation,
         )
+
+
+def snapshot_deletion_order(snapshots: Sequence[SnapshotInfo], snapshot_id: str, *, children: bool) -> list[str]:
+    """Ids to delete for ``delete(children=...)``: descendants first (deepest first), the target last.
+
+    For backends whose hypervisor deletes one snapshot at a time.
+
+    :raises SnapshotNotFound: *snapshot_id* is not among *snapshots* (compared case-insensitively).
+    """
+    by_id = {s.id.lower(): s for s in snapshots}
+    target = by_id.get(snapshot_id.lower())
+    if target is None:
+        raise SnapshotNotFound(f"VM has no snapshot with id {snapshot_id!r}")
+    order: list[str] = []
+
+    def descend(snap_id: str) -> None:
+        for child in by_id[snap_id.lower()].children_ids:
+            descend(child)
+            order.append(child)
+
+    if children:
+        descend(target.id)
+    return [*order, target.id]
 
 
 @dataclass(frozen=True)

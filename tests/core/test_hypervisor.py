@@ -71,3 +71,18 @@ def test_shutdown_without_agent_raises_unless_forced(hv):
 def test_unsupported_carries_the_backends_reason(hv):
     with pytest.raises(UnsupportedOperation, match="cloning needs vCenter"):
         hv.vms.get("v").clone("copy")
+
+
+def test_snapshot_deletion_order_is_descendants_first():
+    from virtabstract import SnapshotInfo, snapshot_deletion_order
+    from virtabstract.errors import SnapshotNotFound
+
+    def snap(sid, parent, kids=()):
+        return SnapshotInfo(id=sid, name=sid, vm_id="v", parent_id=parent, children_ids=tuple(kids))
+
+    tree = [snap("a", None, ["b", "d"]), snap("b", "a", ["c"]), snap("c", "b"), snap("d", "a")]
+    assert snapshot_deletion_order(tree, "a", children=True) == ["c", "b", "d", "a"]
+    assert snapshot_deletion_order(tree, "B", children=True) == ["c", "b"]
+    assert snapshot_deletion_order(tree, "a", children=False) == ["a"]
+    with pytest.raises(SnapshotNotFound):
+        snapshot_deletion_order(tree, "zz", children=False)

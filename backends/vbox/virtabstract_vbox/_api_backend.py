@@ -46,6 +46,7 @@ from virtabstract import (
     VMSpec,
     check_transition,
     guest_os_from_native,
+    snapshot_deletion_order,
 )
 from virtabstract.errors import (
     AlreadyExists,
@@ -588,20 +589,8 @@ class VBoxApiBackend(VBoxBackend):
 
     def delete_snapshot(self, vm_id: str, snapshot_id: str, *, children: bool) -> None:
         """``deleteSnapshot`` (descendants first when *children*)."""
-        snaps = {s.id: s for s in self.list_snapshots(vm_id)}
-        target = snaps.get(snapshot_id.lower())
-        if target is None:
-            raise SnapshotNotFound(f"VM {vm_id} has no snapshot with id {snapshot_id!r}")
-        order: list[str] = []
-        if children:
-
-            def walk(sid: str) -> None:
-                for child in snaps[sid].children_ids:
-                    walk(child)
-                    order.append(child)
-
-            walk(target.id)
+        order = snapshot_deletion_order(self.list_snapshots(vm_id), snapshot_id, children=children)
         machine = self._machine(vm_id)
-        for sid in [*order, target.id]:
+        for sid in order:
             with self.api.session(machine, LOCK_SHARED) as session:
                 self.api.wait(self.api.call("deleteSnapshot", session.machine.deleteSnapshot, sid), "delete snapshot")

@@ -81,6 +81,7 @@ from virtabstract import (
     check_transition,
     get_guest_os,
     guest_os_from_native,
+    snapshot_deletion_order,
 )
 from virtabstract.errors import (
     AlreadyExists,
@@ -1059,20 +1060,7 @@ class VBoxBackend(Backend):
 
     def delete_snapshot(self, vm_id: str, snapshot_id: str, *, children: bool) -> None:
         """``snapshot delete`` (descendants first when *children*)."""
-        snaps = {s.id: s for s in self.list_snapshots(vm_id)}
-        target = snaps.get(snapshot_id.lower())
-        if target is None:
-            raise SnapshotNotFound(f"VM {vm_id} has no snapshot with id {snapshot_id!r}")
-        order: list[str] = []
-        if children:
-
-            def walk(sid: str) -> None:
-                for child in snaps[sid].children_ids:
-                    walk(child)
-                    order.append(child)
-
-            walk(target.id)
-        for sid in [*order, target.id]:
+        for sid in snapshot_deletion_order(self.list_snapshots(vm_id), snapshot_id, children=children):
             self.vbm.out("snapshot", vm_id, "delete", sid)
             self.vbm.run(["setextradata", vm_id, _MEMORY_EXTRADATA + sid], check=False)
 
