@@ -3,7 +3,8 @@
 Memory and disk sizes are stored as whole MiB. Users may give an ``int``
 (already MiB) or a string with a binary or decimal unit: ``"2GiB"``,
 ``"512 MiB"``, ``"1.5G"``, ``"20gb"``, ``"4096"`` (MiB). Decimal units
-(``"GB"``) are treated as their binary counterparts, as every hypervisor UI does.
+(``"GB"``) are treated as their binary counterparts, as every hypervisor UI does. Spelled-out
+units as hypervisor tools print them (``"2048 MBytes"``) are accepted too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _FACTORS_MIB: dict[str, Fraction] = {
     "t": Fraction(1024 * 1024),
     "p": Fraction(1024 * 1024 * 1024),
 }
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])i?b?)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtp])(?:i?bytes?|i?b?))?\s*$", re.IGNORECASE)
 _BYTES_RE = re.compile(r"^\s*(\d+)\s*(b|bytes?)\s*$", re.IGNORECASE)
 
 

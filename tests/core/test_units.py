@@ -23,6 +23,9 @@ from virtabstract import format_size, parse_size
         ("1024KiB", 1),
         ("1048576 bytes", 1),
         ("1048576b", 1),
+        ("2048 MBytes", 2048),
+        ("1.50 GBytes", 1536),
+        ("2048 MByte", 2048),
     ],
 )
 def test_parse_size_accepts(text, mib):

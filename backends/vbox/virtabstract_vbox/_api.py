@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from virtabstract import wait_until
 from virtabstract.errors import BackendError, OperationTimeout, VirtAbstractError
 
 from ._errors import ERROR_CODES, exception_for_hresult
@@ -181,23 +182,22 @@ class VBoxApi:
                 session.unlockMachine()
         except Exception as exc:  # noqa: BLE001 - never mask the body's error; the state is checked below
             log.debug("unlockMachine failed: %s", exc)
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while True:
+
+        def unlocked() -> bool:
             try:
                 done = self.session_state(session) in ("Unlocked", "Null")
                 if done and machine is not None:
                     done = _enum_name(_SESSION_STATES, machine.sessionState) != "Unlocking"
             except Exception as exc:  # noqa: BLE001 - a dead session object is an unlocked one
                 log.debug("session state unreadable after unlock: %s", exc)
-                return
-            if done:
-                return
-            if time.monotonic() >= deadline:
-                log.warning("VirtualBox session still not unlocked after %gs", timeout)
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+                return True
+            return done
+
+        try:
+            wait_until(unlocked, timeout=timeout, what="the VirtualBox session to unlock", interval=0.001,
+                       max_interval=0.05)  # fmt: skip
+        except OperationTimeout:
+            log.warning("VirtualBox session still not unlocked after %gs", timeout)
 
     # -- progress --------------------------------------------------------------------
 

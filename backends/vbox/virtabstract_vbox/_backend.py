@@ -81,6 +81,7 @@ from virtabstract import (
     check_transition,
     get_guest_os,
     guest_os_from_native,
+    parse_size,
     snapshot_deletion_order,
 )
 from virtabstract.errors import (
@@ -155,11 +156,11 @@ def _mac_out(raw: str) -> str:
 
 
 def _size_mib(text: str) -> int:
-    match = re.match(r"\s*([\d.]+)\s*([KMGT]?)Bytes", text)
-    if not match:
+    """A size as VBoxManage prints it (``"2048 MBytes"``, ``"1.50 GBytes"``) in MiB; 0 when absent or unreadable."""
+    try:
+        return parse_size(text, what="VirtualBox size")
+    except ValueError:
         return 0
-    factor = {"K": 1 / 1024, "": 1 / (1024 * 1024), "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2)]
-    return int(float(match.group(1)) * factor)
 
 
 def select_transport(url: URL, options: Mapping[str, Any]) -> str:
@@ -310,14 +311,14 @@ class VBoxBackend(Backend):
             hostname=socket.gethostname(),
             os_family=family,
             cpu_count=int(info.get("Processor online count") or info.get("Processor count") or 0),
-            memory_mib=_size_mib(info.get("Memory size", "0").replace("MByte", "MBytes")),
+            memory_mib=_size_mib(info.get("Memory size", "0")),
             hypervisor="VirtualBox",
             version=str(self.version),
             backend=self.name,
             os_name=f"{info.get('Operating system', '')} {info.get('Operating system version', '')}".strip(),
             cpu_model=info.get("Processor#0 description", ""),
             cpu_mhz=self._host_mhz() or None,
-            free_memory_mib=_size_mib(info.get("Memory available", "0").replace("MByte", "MBytes")) or None,
+            free_memory_mib=_size_mib(info.get("Memory available", "0")) or None,
             api_version=f"{self.version.major}_{self.version.minor}",
             build=self.version.revision,
         )
