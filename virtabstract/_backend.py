@@ -150,6 +150,16 @@ class Backend(ABC):
     install_hint: ClassVar[str] = ""
     """What to install when :meth:`import_sdk` fails, e.g. ``"pip install 'virtabstract[kvm]'"``."""
 
+    @classmethod
+    def variants(cls) -> Mapping[str, type[Backend]]:
+        """The classes this backend constructs, by label, when it has several (e.g. one per transport).
+
+        A backend whose constructor picks a subclass by URL (VirtualBox: VBoxManage or the API)
+        returns each, so the support matrix shows what every variant declares. The default is
+        the class itself under an empty label.
+        """
+        return {"": cls}
+
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         self.url = url
         self.credentials = credentials

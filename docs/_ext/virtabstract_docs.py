@@ -22,7 +22,9 @@ def support_matrix_markdown() -> str:
         except Exception as exc:  # noqa: BLE001 - a missing backend is reported in the page
             columns.append((entry.schemes[0], exc))
             continue
-        columns.append((cls.name or entry.schemes[0], cls))
+        for label, variant in cls.variants().items():
+            name = cls.name or entry.schemes[0]
+            columns.append((f"{name} ({label})" if label else name, variant))
     header = "| capability | " + " | ".join(name for name, _ in columns) + " |"
     rule = "|---|" + "---|" * len(columns)
     lines = [header, rule]
