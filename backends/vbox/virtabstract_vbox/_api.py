@@ -8,6 +8,9 @@ then goes to the raw COM/XPCOM objects, through this module:
 * :meth:`VBoxApi.create_machine` -- ``IVirtualBox.createMachine`` takes 5 parameters in
   6.1, 8 in 7.0 (cipher, password id, password) and 9 in 7.1 (platform architecture
   after the name).
+* :meth:`VBoxApi.firmware_type` / :meth:`VBoxApi.set_firmware_type` -- the firmware is
+  ``IMachine.firmwareType`` in 6.1 and 7.0, ``IMachine.firmwareSettings.firmwareType``
+  (``IFirmwareSettings``) in 7.1.
 * :meth:`VBoxApi.state_name` -- ``MachineState`` is compared by *name*: 7.0 inserted
   ``AbortedSaved`` = 5 and shifted every later number, and the numbers come from the
   running VirtualBox's version (:func:`~virtabstract_vbox._states.state_from_number`).
@@ -22,7 +25,8 @@ then goes to the raw COM/XPCOM objects, through this module:
   deadline the progress is canceled (when cancelable) and
   :class:`~virtabstract.errors.OperationTimeout` raised; failure is read from
   ``resultCode`` / ``errorInfo``.
-* :meth:`VBoxApi.call` -- COM/XPCOM exceptions become virtabstract errors through
+* :meth:`VBoxApi.call` / :meth:`VBoxApi.set` -- COM/XPCOM exceptions of methods and of
+  attribute setters become virtabstract errors through
   :func:`~virtabstract_vbox._errors.exception_for_hresult` (the one error table).
 
 Test seam: the Python-only connect option ``vboxapi_module`` hands in a module-like
@@ -55,6 +59,7 @@ LOCK_WRITE = "Write"
 """Exclusive: fails with VBOX_E_INVALID_OBJECT_STATE while another session holds the machine."""
 
 _SESSION_STATES = ("Null", "Unlocked", "Locked", "Spawning", "Unlocking")
+_FIRMWARE_TYPES = ("BIOS", "EFI", "EFI32", "EFI64", "EFIDUAL")
 _LOCK_TYPES = {"Shared": 1, "Write": 2, "VM": 3}
 
 ProgressCallback = Callable[[str, int, str], None]
@@ -134,6 +139,10 @@ class VBoxApi:
         except Exception as exc:
             raise self.error(exc, what) from exc
 
+    def set(self, obj: Any, attribute: str, value: Any) -> None:
+        """Set a COM attribute; a refusal (e.g. VBOX_E_INVALID_VM_STATE) becomes a virtabstract error."""
+        self.call(f"set {attribute}", setattr, obj, attribute, value)
+
     # -- version shim ----------------------------------------------------------------
 
     def state_name(self, machine: Any) -> str:
@@ -154,6 +163,21 @@ class VBoxApi:
         else:
             args = [settings_file, name, groups, os_type, flags]
         return self.call("IVirtualBox.createMachine", self.vbox.createMachine, *args)
+
+    def _firmware_holder(self, machine: Any) -> Any:
+        if self.version.short >= (7, 1):
+            return self.call("IMachine.firmwareSettings", lambda: machine.firmwareSettings)
+        return machine
+
+    def firmware_type(self, machine: Any) -> str:
+        """The machine's ``FirmwareType`` name (``"BIOS"``, ``"EFI"``, …), wherever this version keeps it."""
+        value = self.call("firmwareType", lambda: self._firmware_holder(machine).firmwareType)
+        names = {self.constant("FirmwareType", name): name for name in _FIRMWARE_TYPES}
+        return names.get(int(value), str(value))
+
+    def set_firmware_type(self, machine: Any, name: str) -> None:
+        """Set the ``FirmwareType`` by name on a mutable machine (``session.machine`` or one not registered yet)."""
+        self.set(self._firmware_holder(machine), "firmwareType", self.constant("FirmwareType", name))
 
     def constant(self, enum: str, name: str) -> int:
         """``constants.<enum>_<name>`` (enums other than MachineState kept their numbers across 6.1-7.x)."""

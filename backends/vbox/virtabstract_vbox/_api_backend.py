@@ -7,14 +7,18 @@ discipline, progress waits, error mapping) and follows the mutable-copy model: a
 registered ``IMachine`` is read-only; changes go through ``session.machine`` and
 ``saveSettings()`` under a session lock.
 
-Implemented: host, inventory, create (CPUs, memory, description, tags, disks on a
-SATA controller, NAT NICs) and delete/unregister, power (headless start, ACPI
-shutdown, power off, reset, pause/resume, save state), cold reconfigure of CPUs,
-memory, description and tags, snapshots (tree, take live/offline, restore, delete;
-``ISnapshot.online`` says whether one has memory). Not yet on this transport (the
-capabilities are not declared, so they raise
-:class:`~virtabstract.errors.UnsupportedOperation`): clones, disk/NIC hot changes,
-resources, console, Guest Additions, UEFI firmware, non-NAT networks.
+Implemented: host, inventory, create (CPUs, memory, description, tags, BIOS or UEFI
+firmware, disks on any bus, NICs on the default NAT, NAT networks, host-only, bridged and
+internal networks) and delete/unregister, power (headless start, ACPI shutdown, power
+off -- an AbortedSaved VM has its saved state discarded --, reset, pause/resume, save
+state), cold reconfigure of CPUs, memory, description and tags, snapshots (tree, take
+live/offline, restore, delete; ``ISnapshot.online`` says whether one has memory), and,
+in :class:`~virtabstract_vbox._api_machine.ApiMachineMixin`, full and linked clones,
+disk and NIC changes, the CPU limit and the network list, and, in
+:class:`~virtabstract_vbox._api_guest.ApiGuestMixin`, the console (VRDE, set up at create
+as on VBoxManage), Guest Additions (guest info and IP addresses from the guest properties,
+exec, file read/write through guest sessions) and reboot (the guest's reboot command;
+declared with guest credentials). The API transport now declares the VBoxManage transport's capabilities.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from virtabstract import (
@@ -34,9 +37,7 @@ from virtabstract import (
     DiskInfo,
     Firmware,
     HostInfo,
-    NetworkInfo,
     Nic,
-    NicInfo,
     OSFamily,
     PowerState,
     ReconfigureChange,
@@ -49,18 +50,17 @@ from virtabstract import (
     snapshot_deletion_order,
 )
 from virtabstract.errors import (
-    AlreadyExists,
     BackendError,
     BackendUnavailable,
     InvalidState,
-    NetworkNotFound,
     SnapshotNotFound,
     SpecError,
-    StorageNotFound,
     VMNotFound,
 )
 
 from ._api import LOCK_SHARED, LOCK_WRITE, VBoxApi, import_vboxapi
+from ._api_guest import ApiGuestMixin
+from ._api_machine import ApiMachineMixin
 from ._backend import _UUID_RE, MAX_NICS, VBoxBackend
 from ._parse import VBoxVersion
 from ._states import is_online, power_state
@@ -75,31 +75,24 @@ _BUS_NAMES = {1: "ide", 2: "sata", 3: "scsi", 7: "nvme", 8: "virtio"}
 _HARD_DISK = 3
 
 
-class VBoxApiBackend(VBoxBackend):
+_MACHINE_CAPABILITIES = frozenset({
+    _C.CLONE, _C.LINKED_CLONE, _C.DISKS, _C.DISK_RESIZE, _C.NICS, _C.RESOURCES,
+})  # fmt: skip
+"""What :class:`~virtabstract_vbox._api_machine.ApiMachineMixin` adds (the VBoxManage transport's set for these)."""
+
+_GUEST_CAPABILITIES = frozenset({
+    _C.CONSOLE, _C.GUEST_INFO, _C.GUEST_EXEC, _C.GUEST_FILES, _C.GUEST_NETWORK,
+})  # fmt: skip
+"""What :class:`~virtabstract_vbox._api_guest.ApiGuestMixin` adds (REBOOT: with guest credentials, as on VBoxManage)."""
+
+
+class VBoxApiBackend(ApiMachineMixin, ApiGuestMixin, VBoxBackend):
     """VirtualBox through the Main API (vboxapi). See the module docstring for what is implemented."""
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset({
         _C.CREATE, _C.DELETE, _C.UNREGISTER, _C.START, _C.SHUTDOWN, _C.POWER_OFF, _C.RESET, _C.PAUSE,
         _C.SUSPEND, _C.RECONFIGURE, _C.SNAPSHOTS, _C.SNAPSHOT_MEMORY, _C.NETWORKS, _C.STORAGE,
-    })  # fmt: skip
-
-    # Operations not on this transport yet: the core's defaults raise UnsupportedOperation
-    # (instead of the inherited VBoxManage implementations).
-    get_resources = Backend.get_resources
-    set_resources = Backend.set_resources
-    add_disk = Backend.add_disk
-    remove_disk = Backend.remove_disk
-    resize_disk = Backend.resize_disk
-    add_nic = Backend.add_nic
-    remove_nic = Backend.remove_nic
-    update_nic = Backend.update_nic
-    clone_vm = Backend.clone_vm
-    console = Backend.console
-    guest_info = Backend.guest_info
-    guest_ip_addresses = Backend.guest_ip_addresses
-    guest_exec = Backend.guest_exec
-    guest_read_file = Backend.guest_read_file
-    guest_write_file = Backend.guest_write_file
+    }) | _MACHINE_CAPABILITIES | _GUEST_CAPABILITIES  # fmt: skip
 
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         Backend.__init__(self, url, credentials, options)
@@ -152,10 +145,6 @@ class VBoxApiBackend(VBoxBackend):
         """The ``IMachine``."""
         return self._machine(vm_id)
 
-    def connection_capabilities(self) -> frozenset[Capability]:
-        """The declared set (Guest Additions operations are not on this transport yet)."""
-        return self.capabilities
-
     # -- helpers --------------------------------------------------------------------
 
     def _machine(self, vm_id: str) -> Any:
@@ -198,23 +187,7 @@ class VBoxApiBackend(VBoxBackend):
                     backing=str(parent.location) if parent is not None else "",
                 )
             )
-        nics = []
-        nat = api.constant("NetworkAttachmentType", "NAT")
-        for slot in range(MAX_NICS):
-            adapter = machine.getNetworkAdapter(slot)
-            if not adapter.enabled:
-                continue
-            mac = str(adapter.MACAddress).lower()
-            nics.append(
-                NicInfo(
-                    id=f"nic{slot + 1}",
-                    mac=":".join(mac[i : i + 2] for i in range(0, len(mac), 2)),
-                    network="default" if int(adapter.attachmentType) == nat else "",
-                    kind="nat" if int(adapter.attachmentType) == nat else "other",
-                    model="e1000",
-                    connected=bool(adapter.cableConnected),
-                )
-            )
+        nics = self._nics_api(machine)
         return VMInfo(
             id=str(machine.id).lower(),
             name=str(machine.name),
@@ -228,7 +201,7 @@ class VBoxApiBackend(VBoxBackend):
             nics=tuple(nics),
             description=str(machine.description),
             tags=tuple(g.lstrip("/") for g in groups),
-            firmware=Firmware.BIOS,
+            firmware=self._firmware_api(machine),
             autostart=False,
             boot_order=(),
             cdrom=None,
@@ -305,10 +278,6 @@ class VBoxApiBackend(VBoxBackend):
         native = self._state(self._machine(vm_id))
         return power_state(native), native
 
-    def list_networks(self) -> list[NetworkInfo]:
-        """The default NAT (other network kinds are not on the API transport yet)."""
-        return [NetworkInfo(name="default", id="nat", kind="nat")]
-
     def list_storage(self) -> list[StorageInfo]:
         """One pool, ``default``: the default machine folder."""
         import shutil
@@ -325,12 +294,6 @@ class VBoxApiBackend(VBoxBackend):
 
     # -- create / delete ------------------------------------------------------------
 
-    def _check_nic(self, nic: Nic, index: int) -> None:
-        if nic.kind not in ("network", "nat") or nic.network not in ("default", "nat"):
-            if nic.kind in ("network", "nat"):
-                raise NetworkNotFound(f"VirtualBox (API transport) has no network {nic.network!r}; use 'default'")
-            raise SpecError(f"nics[{index}].kind", "NAT ('default') on the API transport", nic.kind)
-
     def create_vm(self, spec: VMSpec) -> VMInfo:
         """CreateMachine (version shim) + registerMachine, then disks/NICs through ``session.machine``."""
         api = self.api
@@ -339,61 +302,29 @@ class VBoxApiBackend(VBoxBackend):
             raise SpecError("secure_boot", "false (the vbox backend does not set up Secure Boot keys)", True)
         if spec.autostart:
             raise SpecError("autostart", "false (the vbox backend does not manage the autostart service)", True)
-        if spec.firmware is Firmware.UEFI:
-            raise SpecError("firmware", "bios on the API transport (UEFI is not implemented there yet)", "uefi")
         if len(spec.nics) > MAX_NICS:
             raise SpecError("nics", f"at most {MAX_NICS} NICs", len(spec.nics))
         disks = [d if isinstance(d, Disk) else Disk.from_dict(d) for d in spec.disks]
         nics = [n if isinstance(n, Nic) else Nic.from_dict(n) for n in spec.nics]
         for i, disk in enumerate(disks):
-            if disk.storage not in (None, "default"):
-                raise StorageNotFound(f"VirtualBox has one storage pool, 'default'; {disk.storage!r} does not exist")
-            if disk.bus not in (None, "sata") or disk.path:
-                raise SpecError(f"disks[{i}]", "a new SATA disk on the API transport", disk.bus or disk.path)
-        for i, nic in enumerate(nics):
-            self._check_nic(nic, i)
+            self._check_storage(disk, f"disks[{i}]")
+        resolved = self._resolve_nics(nics)
         vm_uuid = str(uuidlib.uuid4())
         groups = ["/" + t for t in spec.tags] or ["/"]
-        try:
-            machine = api.create_machine(spec.name, ostype, groups, f"UUID={vm_uuid}")
-        except AlreadyExists:
-            base = f"{api.vbox.systemProperties.defaultMachineFolder}/{spec.name}-{vm_uuid[:8]}"
-            settings = api.vbox.composeMachineFilename(spec.name, "", "", base)
-            machine = api.create_machine(spec.name, ostype, groups, f"UUID={vm_uuid}", settings)
+        machine = self._new_machine(spec.name, ostype, groups, vm_uuid)
         # Not registered yet: the new IMachine is mutable directly.
         machine.CPUCount = spec.cpus
         machine.memorySize = spec.memory_mib
         machine.description = spec.description or ""
+        api.set_firmware_type(machine, "EFI" if spec.firmware is Firmware.UEFI else "BIOS")
         api.call("IVirtualBox.registerMachine", api.vbox.registerMachine, machine)
         created: list[Any] = []
         try:
             with api.session(machine, LOCK_WRITE) as session:
                 mutable = session.machine
-                nat = api.constant("NetworkAttachmentType", "NAT")
-                for slot in range(MAX_NICS):
-                    adapter = mutable.getNetworkAdapter(slot)
-                    if slot < len(nics):
-                        adapter.enabled = True
-                        adapter.attachmentType = nat
-                        adapter.cableConnected = nics[slot].connected
-                        mac = nics[slot].mac
-                        if mac:
-                            adapter.MACAddress = mac.replace(":", "").upper()
-                    else:
-                        adapter.enabled = False
-                if disks:
-                    api.call("addStorageController", mutable.addStorageController, "SATA",
-                             api.constant("StorageBus", "SATA"))  # fmt: skip
-                folder = Path(str(machine.settingsFilePath)).parent
-                for i, disk in enumerate(disks):
-                    path = str(folder / f"{disk.name or f'{spec.name}-disk{i}'}.vdi")
-                    medium = api.call("createMedium", api.vbox.createMedium, "VDI", path,
-                                      api.constant("AccessMode", "ReadWrite"), _HARD_DISK)  # fmt: skip
-                    variant = api.constant("MediumVariant", "Standard" if disk.thin else "Fixed")
-                    api.wait(api.call("createBaseStorage", medium.createBaseStorage,
-                                      (disk.size_mib or 0) * 2**20, [variant]), "create disk")  # fmt: skip
-                    created.append(medium)
-                    api.call("attachDevice", mutable.attachDevice, "SATA", i, 0, _HARD_DISK, medium)
+                self._configure_adapters(mutable, nics, resolved)
+                self._attach_new_disks(mutable, machine, disks, created)
+                self._setup_vrde(mutable, spec)
                 api.call("saveSettings", mutable.saveSettings)
         except BaseException:
             log.warning("creating VM %r failed; rolling back", spec.name)
@@ -461,20 +392,20 @@ class VBoxApiBackend(VBoxBackend):
         return "acpi"
 
     def power_off(self, vm_id: str) -> None:
-        """``IConsole.powerDown`` (waited)."""
+        """``IConsole.powerDown`` (waited); an AbortedSaved VM has its saved state discarded instead."""
         machine = self._check_api(vm_id, "power_off")
-        if self._state(machine) in ("Aborted", "AbortedSaved"):
-            log.info("VM %s is %s: its process is already gone", vm_id, self._state(machine))
+        native = self._state(machine)
+        if native == "AbortedSaved":  # no process to stop, but a broken saved state: VBoxManage's discardstate
+            self._discard_saved_state(machine)
+            return
+        if native == "Aborted":
+            log.info("VM %s is aborted: its process is already gone", vm_id)
             return
         self._console(vm_id, "power_off", "powerDown")
 
     def reset(self, vm_id: str) -> None:
         """``IConsole.reset`` (hard)."""
         self._console(vm_id, "reset", "reset")
-
-    def reboot(self, vm_id: str) -> None:
-        """Not on this transport (needs Guest Additions)."""
-        self.unsupported("reboot", "the API transport does not drive Guest Additions yet")
 
     def pause(self, vm_id: str) -> None:
         """``IConsole.pause``."""

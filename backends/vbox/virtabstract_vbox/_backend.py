@@ -163,6 +163,87 @@ def _size_mib(text: str) -> int:
         return 0
 
 
+_NIC_NETWORK_KEYS = {
+    # --nic mode -> the modifyvm option (and showvminfo key prefix) naming its network
+    "natnetwork": "nat-network",
+    "hostonly": "hostonlyadapter",
+    "bridged": "bridgeadapter",
+    "intnet": "intnet",
+}
+_NIC_KINDS = {"nat": "nat", "natnetwork": "nat", "bridged": "bridge", "hostonly": "hostonly", "intnet": "internal"}
+"""VirtualBox attachment mode -> the ``NicInfo.kind`` reported for it."""
+
+
+def resolve_nic(nic: Nic, nets: Sequence[NetworkInfo]) -> tuple[str, str]:
+    """Where *nic* attaches on a host offering *nets*: ``(mode, network)``.
+
+    *mode* is VBoxManage's ``--nic`` mode: ``nat`` (the default NAT, network ``"default"``),
+    ``natnetwork``, ``hostonly``, ``bridged`` or ``intnet`` (internal networks need no host
+    object). ``kind="network"`` picks the kind from the network's name (NAT network,
+    host-only interface, bridgeable interface, in that order). Both transports use this.
+
+    :raises NetworkNotFound: the host has no such network of that kind.
+    """
+    by_kind = {(n.kind, n.name) for n in nets}
+    natnets = {n.name for n in nets if n.id.startswith("natnetwork:")}
+    hostonly = {n.name for n in nets if n.kind == "hostonly"}
+    kind, net = nic.kind, nic.network
+    if kind == "network":
+        if net in ("default", "nat") or net in natnets:
+            kind = "nat"
+        elif net in hostonly:
+            kind = "hostonly"
+        elif ("bridge", net) in by_kind:
+            kind = "bridge"
+        else:
+            raise NetworkNotFound(f"VirtualBox has no network {net!r} (see list_networks())")
+    if kind == "nat":
+        if net in ("default", "nat"):
+            return "nat", "default"
+        if net not in natnets:
+            raise NetworkNotFound(f"VirtualBox has no NAT network {net!r}")
+        return "natnetwork", net
+    if kind == "hostonly":
+        if net not in hostonly:
+            raise NetworkNotFound(f"VirtualBox has no host-only interface {net!r}")
+        return "hostonly", net
+    if kind == "bridge":
+        if ("bridge", net) not in by_kind:
+            raise NetworkNotFound(f"the host has no bridgeable interface {net!r}")
+        return "bridged", net
+    return "intnet", net
+
+
+def nic_type(nic: Nic) -> str:
+    """The VirtualBox adapter type (VBoxManage ``--nictype`` name) of *nic*'s model; e1000 by default.
+
+    :raises SpecError: a model VirtualBox does not emulate.
+    """
+    model = nic.model or "e1000"
+    if model not in _NIC_MODELS:
+        raise SpecError("model", f"one of {', '.join(sorted(_NIC_MODELS))} on VirtualBox", model)
+    return _NIC_MODELS[model]
+
+
+def nic_model(adapter_type: str) -> str:
+    """The model name ``NicInfo.model`` reports for a VBoxManage ``nictype`` (``"82540EM"`` -> ``"e1000"``)."""
+    return _NIC_MODEL_NAMES.get(adapter_type, adapter_type)
+
+
+def cidr(address: str, mask: str) -> str:
+    """``"192.168.56.1/24"`` from an address and a dotted netmask; ``""`` when either is missing."""
+    if not address or not mask:
+        return ""
+    prefix = sum(bin(int(o)).count("1") for o in mask.split(".") if o.isdigit())
+    return f"{address}/{prefix}"
+
+
+def disk_path(folder: str, disk: Disk, default_name: str) -> str:
+    """Where a new disk image goes: ``<folder>/<disk.name or default_name>`` (``.vdi`` unless named otherwise)."""
+    base = disk.name or default_name
+    return str(Path(folder) / (base if base.endswith((".vdi", ".vmdk", ".vhd")) else base + ".vdi"))
+
+
 def select_transport(url: URL, options: Mapping[str, Any]) -> str:
     """``api`` or ``vboxmanage`` for these URL and options.
 
@@ -443,20 +524,15 @@ class VBoxBackend(Backend):
             mode = raw.get(f"nic{slot}", "none")
             if mode in ("none", "null", ""):
                 continue
-            kind, network = {
-                "nat": ("nat", "default"),
-                "bridged": ("bridge", raw.get(f"bridgeadapter{slot}", "")),
-                "hostonly": ("hostonly", raw.get(f"hostonlyadapter{slot}", "")),
-                "intnet": ("internal", raw.get(f"intnet{slot}", "")),
-                "natnetwork": ("nat", raw.get(f"nat-network{slot}", "")),
-            }.get(mode, (mode, ""))
+            key = _NIC_NETWORK_KEYS.get(mode)
+            network = "default" if mode == "nat" else raw.get(f"{key}{slot}", "") if key else ""
             nics.append(
                 NicInfo(
                     id=f"nic{slot}",
                     mac=_mac_out(raw.get(f"macaddress{slot}", "")),
                     network=network,
-                    kind=kind,
-                    model=_NIC_MODEL_NAMES.get(raw.get(f"nictype{slot}", ""), raw.get(f"nictype{slot}", "")),
+                    kind=_NIC_KINDS.get(mode, mode),
+                    model=nic_model(raw.get(f"nictype{slot}", "")),
                     connected=raw.get(f"cableconnected{slot}", "on") == "on",
                 )
             )
@@ -515,10 +591,6 @@ class VBoxBackend(Backend):
                                         cidr=block.get("Network", "")))  # fmt: skip
         for block in parse_blocks(self.vbm.out("list", "hostonlyifs")):
             if "Name" in block:
-                cidr = ""
-                if block.get("IPAddress") and block.get("NetworkMask"):
-                    prefix = sum(bin(int(o)).count("1") for o in block["NetworkMask"].split("."))
-                    cidr = f"{block['IPAddress']}/{prefix}"
                 nets.append(
                     NetworkInfo(
                         name=block["Name"],
@@ -526,7 +598,7 @@ class VBoxBackend(Backend):
                         kind="hostonly",
                         active=block.get("Status", "Up") == "Up",
                         bridge=block["Name"],
-                        cidr=cidr,
+                        cidr=cidr(block.get("IPAddress", ""), block.get("NetworkMask", "")),
                     )
                 )
         for block in parse_blocks(self.vbm.out("list", "bridgedifs")):
@@ -576,42 +648,11 @@ class VBoxBackend(Backend):
         )
 
     def _nic_args(self, slot: int, nic: Nic, nets: list[NetworkInfo] | None = None) -> list[str]:
-        nets = nets if nets is not None else self.list_networks()
-        by_kind = {(n.kind, n.name) for n in nets}
-        natnets = {n.name for n in nets if n.id.startswith("natnetwork:")}
-        hostonly = {n.name for n in nets if n.kind == "hostonly"}
-        kind, net = nic.kind, nic.network
-        if kind == "network":
-            if net in ("default", "nat") or net in natnets:
-                kind = "nat"
-            elif net in hostonly:
-                kind = "hostonly"
-            elif ("bridge", net) in by_kind:
-                kind = "bridge"
-            else:
-                raise NetworkNotFound(f"VirtualBox has no network {net!r} (see list_networks())")
-        if kind == "nat":
-            args = (
-                [f"--nic{slot}", "nat"]
-                if net in ("default", "nat")
-                else [f"--nic{slot}", "natnetwork", f"--nat-network{slot}", net]
-            )
-            if net not in ("default", "nat") and net not in natnets:
-                raise NetworkNotFound(f"VirtualBox has no NAT network {net!r}")
-        elif kind == "hostonly":
-            if net not in hostonly:
-                raise NetworkNotFound(f"VirtualBox has no host-only interface {net!r}")
-            args = [f"--nic{slot}", "hostonly", f"--hostonlyadapter{slot}", net]
-        elif kind == "bridge":
-            if ("bridge", net) not in by_kind:
-                raise NetworkNotFound(f"the host has no bridgeable interface {net!r}")
-            args = [f"--nic{slot}", "bridged", f"--bridgeadapter{slot}", net]
-        else:
-            args = [f"--nic{slot}", "intnet", f"--intnet{slot}", net]
-        model = nic.model or "e1000"
-        if model not in _NIC_MODELS:
-            raise SpecError("model", f"one of {', '.join(sorted(_NIC_MODELS))} on VirtualBox", model)
-        args += [f"--nictype{slot}", _NIC_MODELS[model], f"--cableconnected{slot}", "on" if nic.connected else "off"]
+        mode, net = resolve_nic(nic, nets if nets is not None else self.list_networks())
+        args = [f"--nic{slot}", mode]
+        if mode in _NIC_NETWORK_KEYS:
+            args += [f"--{_NIC_NETWORK_KEYS[mode]}{slot}", net]
+        args += [f"--nictype{slot}", nic_type(nic), f"--cableconnected{slot}", "on" if nic.connected else "off"]
         if nic.mac:
             args += [f"--macaddress{slot}", nic.mac.replace(":", "").upper()]
         return args
@@ -722,8 +763,7 @@ class VBoxBackend(Backend):
         if disk.path:
             path = disk.path
         else:
-            base = disk.name or f"{vm_name}-disk{index}"
-            path = str(Path(folder) / (base if base.endswith((".vdi", ".vmdk", ".vhd")) else base + ".vdi"))
+            path = disk_path(folder, disk, f"{vm_name}-disk{index}")
             self.vbm.out("createmedium", "disk", "--filename", path, "--size", str(disk.size_mib),
                          "--format", "VDI", "--variant", "Standard" if disk.thin else "Fixed")  # fmt: skip
             created.append(path)
@@ -869,24 +909,30 @@ class VBoxBackend(Backend):
         cap = int(raw.get("cpuexecutioncap", "100") or 100)
         return ResourceAllocation(cpu_limit_mhz=self._cap_to_mhz(cap, int(raw.get("cpus", "1") or 1)))
 
-    def set_resources(self, vm_id: str, resources: ResourceAllocation) -> ResourceAllocation:
-        """Set ``--cpuexecutioncap`` (``controlvm cpuexecutioncap`` when running)."""
+    def _cpu_cap(self, resources: ResourceAllocation, cpus: int) -> int:
+        """The CPU execution cap (percent of one host CPU per vCPU) that gives *resources*' CPU limit.
+
+        :raises SpecError: an entitlement VirtualBox does not have, or a limit outside 1-100 %.
+        """
         for name in ("cpu_reservation_mhz", "cpu_shares", "memory_limit_mib", "memory_reservation_mib",
                      "memory_shares", "disk_weight"):  # fmt: skip
             if getattr(resources, name) is not None:
                 raise SpecError(name, "None: VirtualBox has no such entitlement", getattr(resources, name))
-        raw = self._showvminfo(vm_id)
-        cpus = int(raw.get("cpus", "1") or 1)
         limit = resources.cpu_limit_mhz
         if limit is None:
-            cap = 100
-        else:
-            mhz = self._host_mhz()
-            if not mhz:
-                raise SpecError("cpu_limit_mhz", "None", limit, hint="the host CPU speed is unknown")
-            cap = math.ceil(limit * 100 / (cpus * mhz))
-            if not 1 <= cap <= 100:
-                raise SpecError("cpu_limit_mhz", f"1 to {cpus * mhz} MHz ({cpus} vCPUs x {mhz} MHz)", limit)
+            return 100
+        mhz = self._host_mhz()
+        if not mhz:
+            raise SpecError("cpu_limit_mhz", "None", limit, hint="the host CPU speed is unknown")
+        cap = math.ceil(limit * 100 / (cpus * mhz))
+        if not 1 <= cap <= 100:
+            raise SpecError("cpu_limit_mhz", f"1 to {cpus * mhz} MHz ({cpus} vCPUs x {mhz} MHz)", limit)
+        return cap
+
+    def set_resources(self, vm_id: str, resources: ResourceAllocation) -> ResourceAllocation:
+        """Set ``--cpuexecutioncap`` (``controlvm cpuexecutioncap`` when running)."""
+        raw = self._showvminfo(vm_id)
+        cap = self._cpu_cap(resources, int(raw.get("cpus", "1") or 1))
         if is_online(raw.get("VMState", "")):
             self.vbm.out("controlvm", vm_id, "cpuexecutioncap", str(cap))
         else:

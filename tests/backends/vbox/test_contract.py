@@ -59,8 +59,9 @@ class TestVBoxContractReal(FullContract):
 class TestVBoxContractOnFakeAPI(FullContract):
     """Contract against the API transport over the fake COM layer, once per version profile.
 
-    Areas whose capabilities the API transport does not declare yet (clone, devices,
-    resources, console, guest) skip, and ErrorsContract checks they raise UnsupportedOperation.
+    Connected with the fake guest's account (fake_com/guest.py), so the guest, console and
+    reboot tests run as on the VBoxManage fake. Areas whose capabilities the API transport
+    does not declare skip, and ErrorsContract checks they raise UnsupportedOperation.
     """
 
     duplicate_vm_names = True
@@ -68,6 +69,9 @@ class TestVBoxContractOnFakeAPI(FullContract):
 
     @pytest.fixture
     def hypervisor(self, fake_com: Any) -> Iterator[virtabstract.Hypervisor]:
-        with virtabstract.connect("vbox:///session?transport=api", vboxapi_module=fake_com) as hv:
+        with virtabstract.connect(
+            "vbox:///session?transport=api", vboxapi_module=fake_com,
+            guest_username=GUEST_USER, guest_password=GUEST_PASSWORD,
+        ) as hv:  # fmt: skip
             yield hv
         assert fake_com.server.locked_sessions() == [], "a session was left locked"

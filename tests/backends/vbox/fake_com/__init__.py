@@ -32,6 +32,10 @@ real VirtualBox (none can be installed here):
 * Errors: :class:`COMError` with a signed ``errno`` (as XPCOM reports HRESULTs) and
   ``msg``; the manager's ``xcptGetResult``/``xcptGetMessage`` read them.
 
+Clones, media, network adapters, host networks, firmware, the CPU cap and discarding a
+saved state are in :mod:`.machine` (mixins of the classes here). Guest Additions (IGuest,
+guest sessions, processes and files, guest properties) and VRDE are in :mod:`.guest`.
+
 Fault knobs on :class:`FakeServer`: ``fail_next[operation] = (code_name, text)`` makes
 the next progress of that operation fail; ``stuck = {operation}`` makes its progress
 never finish; ``ignore_acpi`` makes the guest ignore the power button.
@@ -47,6 +51,20 @@ from pathlib import Path
 from typing import Any
 
 from ..fake_vboxmanage import ostypes
+from .machine import (
+    CloneSourceMixin,
+    HostNetworkMixin,
+    MachineViewMixin,
+    MediumMixin,
+    NATNetworksMixin,
+    NetworkAdapter,
+    SessionMachineMixin,
+    SnapshotMixin,
+    capture_hardware,
+    check_port,
+    machine_enums,
+    new_controller,
+)
 
 VERSIONS = {"6.1": ("6.1.50", 161033), "7.0": ("7.0.20", 163906), "7.1": ("7.1.4", 165100)}
 CREATE_MACHINE_ARITY = {"6.1": 5, "7.0": 8, "7.1": 9}
@@ -61,9 +79,11 @@ HRESULTS = {
     "VBOX_E_NOT_SUPPORTED": 0x80BB0009,
     "VBOX_E_INVALID_SESSION_STATE": 0x80BB000B,
     "VBOX_E_OBJECT_IN_USE": 0x80BB000C,
+    "VBOX_E_GSTCTL_GUEST_ERROR": 0x80BB000F,
     "E_INVALIDARG": 0x80070057,
     "E_ACCESSDENIED": 0x80070005,
     "E_FAIL": 0x80004005,
+    "E_NOTIMPL": 0x80004001,
     "E_UNEXPECTED": 0x8000FFFF,
 }
 
@@ -168,6 +188,10 @@ class Constants:
             "MediumVariant": {"Standard": 0, "Fixed": 0x10000},
             "PlatformArchitecture": {"None": 0, "x86": 1, "ARM": 2},
         }
+        self._enums.update(machine_enums(profile))
+        from .guest import GUEST_ENUMS  # late: guest.py builds on this module
+
+        self._enums.update(GUEST_ENUMS)
         for enum, values in self._enums.items():
             for name, value in values.items():
                 setattr(self, f"{enum}_{name}", value)
@@ -308,6 +332,7 @@ def _new_data(name: str, ostype: str, settings: str) -> dict[str, Any]:
         "description": "",
         "groups": ["/"],
         "CPUExecutionCap": 100,
+        "firmware": "BIOS",
         "controllers": {},
         "attachments": [],
         "extradata": {},
@@ -327,7 +352,7 @@ def _new_data(name: str, ostype: str, settings: str) -> dict[str, Any]:
 _CONFIG_KEYS = ("CPUCount", "memorySize", "description", "groups", "CPUExecutionCap")
 
 
-class FakeSnapshot:
+class FakeSnapshot(SnapshotMixin):
     """ISnapshot."""
 
     def __init__(self, machine: FakeMachine, name: str, description: str, online: bool) -> None:
@@ -339,38 +364,14 @@ class FakeSnapshot:
         self.children: list[FakeSnapshot] = []
         self.config = {k: _copy(machine._data[k]) for k in _CONFIG_KEYS}
         self.timeStamp = 0
+        capture_hardware(self, machine)
 
 
 def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
 
-class _Adapter:
-    """INetworkAdapter of a machine view (read-only on IMachine, mutable on session.machine)."""
-
-    def __init__(self, view: _MachineView, slot: int) -> None:
-        object.__setattr__(self, "_view", view)
-        object.__setattr__(self, "slot", slot)
-
-    def __getattr__(self, name: str) -> Any:
-        data = self._view._read("adapters")[self.slot]
-        if name == "attachmentType":
-            return self._view._server.constants.all_values("NetworkAttachmentType")[data["attachmentType"]]
-        if name in data:
-            return data[name]
-        raise AttributeError(name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._view._check_mutable(name)
-        adapters = [dict(a) for a in self._view._read("adapters")]
-        if name == "attachmentType":
-            names = {v: k for k, v in self._view._server.constants.all_values("NetworkAttachmentType").items()}
-            value = names[value]
-        adapters[self.slot][name] = value
-        self._view._write("adapters", adapters)
-
-
-class _MachineView:
+class _MachineView(MachineViewMixin):
     """Shared attribute plumbing of IMachine and the session's mutable copy."""
 
     _server: FakeServer
@@ -406,28 +407,46 @@ class _MachineView:
                 types.SimpleNamespace(name=n, bus=c["bus"], portCount=c["ports"])
                 for n, c in self._read("controllers").items()
             ]
+        if name == "VRDEServer":
+            from .guest import FakeVRDEServer  # late: guest.py builds on this module
+
+            return FakeVRDEServer(self)
         if name in machine._data:
             return _copy(self._read(name))
-        raise AttributeError(name)
+        return self._extra_attribute(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):
             object.__setattr__(self, name, value)
+            return
+        if self._set_extra_attribute(name, value):
             return
         if name not in _CONFIG_KEYS and name not in ("name", "OSTypeId"):
             raise AttributeError(f"attribute {name} is read-only")
         self._check_mutable(name)
         self._write(name, _copy(value))
 
-    def getNetworkAdapter(self, slot: int) -> _Adapter:
+    def getNetworkAdapter(self, slot: int) -> NetworkAdapter:
         """INetworkAdapter of *slot* (0-7)."""
         if not 0 <= slot < 8:
             raise _err("E_INVALIDARG", f"Invalid slot number: {slot}")
-        return _Adapter(self, slot)
+        return NetworkAdapter(self, slot)
 
     def getExtraData(self, key: str) -> str:
         """Extradata value, ``""`` when unset."""
         return str(self._machine._data["extradata"].get(key, ""))
+
+    def enumerateGuestProperties(self, patterns: str) -> tuple[list[str], list[str], list[int], list[str]]:
+        """``(names, values, timestamps, flags)`` of the guest properties matching *patterns* (:mod:`.guest`)."""
+        from .guest import guest_os
+
+        return guest_os(self._machine).enumerate(patterns)
+
+    def getGuestPropertyValue(self, name: str) -> str:
+        """One guest property, ``""`` when unset."""
+        from .guest import guest_os
+
+        return guest_os(self._machine).properties().get(name, "")
 
     def findSnapshot(self, name_or_id: str) -> FakeSnapshot:
         """By UUID or name (``""``: the root)."""
@@ -440,7 +459,7 @@ class _MachineView:
         raise _err("VBOX_E_OBJECT_NOT_FOUND", f"Could not find a snapshot with UUID {{{name_or_id}}}")
 
 
-class FakeMachine(_MachineView):
+class FakeMachine(CloneSourceMixin, _MachineView):
     """IMachine: the registered machine, read-only unless not registered yet."""
 
     def __init__(self, server: FakeServer, data: dict[str, Any]) -> None:
@@ -611,7 +630,7 @@ class FakeMachine(_MachineView):
         return FakeProgress(self._server, "deleteConfig", ["Deleting files"], done)
 
 
-class SessionMachine(_MachineView):
+class SessionMachine(SessionMachineMixin, _MachineView):
     """``session.machine``: a mutable copy; changes land in the IMachine only on ``saveSettings()``."""
 
     def __init__(self, session: FakeSession, machine: FakeMachine) -> None:
@@ -663,7 +682,7 @@ class SessionMachine(_MachineView):
         controllers = dict(self._read("controllers"))
         if name in controllers:
             raise _err("VBOX_E_OBJECT_IN_USE", f"Storage controller named '{name}' already exists")
-        controllers[name] = {"bus": bus, "ports": 4}
+        controllers[name] = new_controller(bus)
         self._write("controllers", controllers)
         return types.SimpleNamespace(name=name, bus=bus)
 
@@ -672,6 +691,7 @@ class SessionMachine(_MachineView):
         self._check_mutable("storage")
         if controller not in self._read("controllers"):
             raise _err("VBOX_E_OBJECT_NOT_FOUND", f"Could not find a storage controller named '{controller}'")
+        check_port(self, controller, port, device)
         atts = [
             a
             for a in self._read("attachments")
@@ -838,9 +858,12 @@ class FakeConsole:
             machine._acpi_pending = True
 
     def reset(self) -> None:
-        """Hard reset."""
+        """Hard reset (the guest boots again)."""
+        from .guest import guest_os
+
         self._need("Running")
         self._machine._server.resets += 1
+        guest_os(self._machine).reboot()
 
     def pause(self) -> None:
         """Running → Paused."""
@@ -849,6 +872,20 @@ class FakeConsole:
     def resume(self) -> None:
         """Paused → Running."""
         self._need("Paused")._set_state("Running")
+
+    @property
+    def guest(self) -> Any:
+        """IGuest (:class:`.guest.FakeGuest`)."""
+        from .guest import FakeGuest, guest_os
+
+        return FakeGuest(guest_os(self._machine))
+
+    @property
+    def VRDEServerInfo(self) -> Any:
+        """IVRDEServerInfo (:class:`.guest.FakeVRDEServerInfo`)."""
+        from .guest import FakeVRDEServerInfo
+
+        return FakeVRDEServerInfo(self._machine)
 
 
 class FakeSession:
@@ -935,7 +972,7 @@ class FakeSession:
 # -- media, host, IVirtualBox ---------------------------------------------------------------
 
 
-class FakeMedium:
+class FakeMedium(MediumMixin):
     """IMedium (a VDI)."""
 
     def __init__(self, server: FakeServer, location: str, device_type: int) -> None:
@@ -984,7 +1021,7 @@ class FakeMedium:
             self._server.media.remove(self)
 
 
-class FakeHost:
+class FakeHost(HostNetworkMixin):
     """IHost."""
 
     processorCount = 4
@@ -1003,7 +1040,7 @@ class FakeHost:
         return "Fake(R) CPU @ 2.00GHz"
 
 
-class FakeVirtualBox:
+class FakeVirtualBox(NATNetworksMixin):
     """IVirtualBox."""
 
     def __init__(self, server: FakeServer) -> None:
