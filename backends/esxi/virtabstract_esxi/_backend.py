@@ -107,10 +107,11 @@ from ._inventory import (
     vm_info_from_props,
     vm_summary,
 )
+from ._lean import invoke
 from ._sdk import sdk
 from ._session import Session
 from ._snapshots import snapshot_infos
-from ._states import map_state
+from ._states import map_state, native_power_state
 from ._tasks import ProgressCallback, collector_pool, wait_for_task, wait_for_task_and_read, wait_for_tasks
 
 __all__ = ["ESXiBackend", "Topology"]
@@ -341,12 +342,17 @@ class ESXiBackend(Backend):
         self._remember(vm_id, str(ref._moId))
         return ref
 
-    def _read_vm(self, vm_id: str, paths: Sequence[str]) -> tuple[Any, ObjectProps]:
-        """Read *paths* of one VM; a stale cached MoRef is dropped and looked up again once."""
+    def _read_vm(self, vm_id: str, paths: Sequence[str], *, lean: bool = False) -> tuple[Any, ObjectProps]:
+        """Read *paths* of one VM; a stale cached MoRef is dropped and looked up again once.
+
+        *lean*: the paths are ones :mod:`._lean` decodes (scalars, ``snapshot``), read without
+        pyVmomi's objects on the hot paths (values are text, or a SnapshotTree).
+        """
+        read = self._inventory.read_lean if lean else self._inventory.read
         for attempt in (1, 2):
             ref = self._vm_ref(vm_id)
             try:
-                item = self._inventory.read("VirtualMachine", ref, [*paths, "config.instanceUuid"])
+                item = read("VirtualMachine", ref, [*paths, "config.instanceUuid"])
             except Exception as exc:
                 if attempt == 2 or not isinstance(map_exception(exc, _CTX), VMNotFound):
                     raise
@@ -377,7 +383,7 @@ class ESXiBackend(Backend):
         return info
 
     def _state(self, vm_id: str) -> tuple[Any, PowerState, str]:
-        ref, item = self._read_vm(vm_id, ("name", "runtime.powerState", "runtime.connectionState"))
+        ref, item = self._read_vm(vm_id, ("name", "runtime.powerState", "runtime.connectionState"), lean=True)
         state = map_state(item.get("runtime.powerState"), item.get("runtime.connectionState", "connected"))
         return ref, state, str(item.get("name", ""))
 
@@ -497,13 +503,11 @@ class ESXiBackend(Backend):
             return [self._info(item) for item in items]
 
     def get_state(self, vm_id: str) -> tuple[PowerState, str]:
-        """State from ``runtime.powerState``/``runtime.connectionState`` (one round trip)."""
+        """State from ``runtime.powerState``/``runtime.connectionState`` (one round trip, read leanly)."""
         with map_vim_faults("get_state", vm_id):
-            _, item = self._read_vm(vm_id, ("runtime.powerState", "runtime.connectionState"))
+            _, item = self._read_vm(vm_id, ("runtime.powerState", "runtime.connectionState"), lean=True)
         power = item.get("runtime.powerState")
         connection = item.get("runtime.connectionState", "connected")
-        from ._states import native_power_state
-
         return map_state(power, connection), native_power_state(power, connection)
 
     # -- power -----------------------------------------------------------------------------------
@@ -553,12 +557,12 @@ class ESXiBackend(Backend):
             with map_vim_faults(operation, f"VM {vm_id}"):
                 ref, state, name = self._state(vm_id)
                 check_transition(operation, state, name)
-                task = self._call(lambda: getattr(ref, method)())
+                task = self._call(lambda: invoke(ref, method))
                 self._wait(task, f"{operation} of VM {name!r}")
             return
         with map_vim_faults(operation, f"VM {vm_id}"):
             try:
-                _, task = self._on_vm(vm_id, lambda ref: getattr(ref, method)())
+                _, task = self._on_vm(vm_id, lambda ref: invoke(ref, method))
                 self._wait(task, f"{operation} of VM {vm_id}")
             except VirtAbstractError:
                 raise
@@ -631,7 +635,7 @@ class ESXiBackend(Backend):
             try:
                 with map_vim_faults("start", f"VM {vm_id}"):
                     try:
-                        return vm_id, self._on_vm(vm_id, lambda ref: ref.PowerOnVM_Task())[1], None
+                        return vm_id, self._on_vm(vm_id, lambda ref: invoke(ref, "PowerOnVM_Task"))[1], None
                     except VirtAbstractError:
                         raise
                     except Exception as exc:
@@ -1138,7 +1142,7 @@ class ESXiBackend(Backend):
     def list_snapshots(self, vm_id: str) -> list[SnapshotInfo]:
         """The whole tree from ``snapshot`` (read through the PropertyCollector: absent means none)."""
         with map_vim_faults("snapshots", f"VM {vm_id}", not_found=SnapshotNotFound):
-            _, item = self._read_vm(vm_id, ("snapshot",))
+            _, item = self._read_vm(vm_id, ("snapshot",), lean=True)
         return snapshot_infos(vm_id, item.get("snapshot"))
 
     def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
@@ -1148,10 +1152,13 @@ class ESXiBackend(Backend):
         read first). The tree is read back rather than the record built from the task result,
         because its parent, creation time and recorded power state are the server's; that read
         rides along with the task's first status look (one ``RetrievePropertiesEx``), so a
-        snapshot costs the call plus one round trip.
+        snapshot costs the call plus one round trip. The call and the read go through
+        :mod:`._lean` (the tree is decoded without pyVmomi's objects).
         """
         with map_vim_faults("snapshot_create", f"VM {vm_id}"):
-            ref, task = self._on_vm(vm_id, lambda r: r.CreateSnapshot_Task(name, description, memory, quiesce))
+            ref, task = self._on_vm(
+                vm_id, lambda r: invoke(r, "CreateSnapshot_Task", name, description, memory, quiesce)
+            )
             result, values = wait_for_task_and_read(
                 self._session,
                 task,
@@ -1181,19 +1188,22 @@ class ESXiBackend(Backend):
         """RevertToSnapshot_Task (a memory snapshot brings the VM back running)."""
         with map_vim_faults("snapshot_revert", f"VM {vm_id}", not_found=SnapshotNotFound):
             snap = self._snapshot_ref(vm_id, snapshot_id)
-            self._wait(self._call(lambda: snap.RevertToSnapshot_Task(None, False)), f"reverting to {snapshot_id}")
+            task = self._call(lambda: invoke(snap, "RevertToSnapshot_Task", None, False))
+            self._wait(task, f"reverting to {snapshot_id}")
 
     def delete_snapshot(self, vm_id: str, snapshot_id: str, *, children: bool) -> None:
         """RemoveSnapshot_Task(removeChildren=children, consolidate=True)."""
         with map_vim_faults("snapshot_delete", f"VM {vm_id}", not_found=SnapshotNotFound):
             snap = self._snapshot_ref(vm_id, snapshot_id)
-            self._wait(self._call(lambda: snap.RemoveSnapshot_Task(children, True)), f"deleting {snapshot_id}")
+            task = self._call(lambda: invoke(snap, "RemoveSnapshot_Task", children, True))
+            self._wait(task, f"deleting {snapshot_id}")
 
     def delete_all_snapshots(self, vm_id: str) -> None:
         """RemoveAllSnapshots_Task (non-portable extra: ``hv.backend.delete_all_snapshots(vm.id)``)."""
         with map_vim_faults("snapshot_delete", f"VM {vm_id}"):
             ref = self._vm_ref(vm_id)
-            self._wait(self._call(lambda: ref.RemoveAllSnapshots_Task()), f"deleting every snapshot of {vm_id}")
+            task = self._call(lambda: invoke(ref, "RemoveAllSnapshots_Task"))
+            self._wait(task, f"deleting every snapshot of {vm_id}")
 
     # -- clone ------------------------------------------------------------------------------------------------
 

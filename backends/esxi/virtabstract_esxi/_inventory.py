@@ -31,7 +31,7 @@ from virtabstract import (
     guest_os_from_native,
 )
 
-from ._lean import retrieve_scalars
+from ._lean import Read, read_objects, retrieve_scalars
 from ._sdk import sdk, vim_type
 from ._session import Session
 from ._states import map_state, native_power_state
@@ -427,6 +427,25 @@ class Inventory:
         if not found:
             return ObjectProps(obj, {})
         return found[0]
+
+    def read_lean(self, type_name: str, obj: Any, paths: Sequence[str]) -> ObjectProps:
+        """Like :meth:`read`, through :mod:`._lean` (the per-operation hot paths).
+
+        Scalars come back as text, a ``snapshot`` property as a :class:`~._snapshots.SnapshotTree`;
+        an answer the lean reader does not decode is read by pyVmomi from the same bytes (its
+        objects then: callers accept both). Faults (``ManagedObjectNotFound``, ``NotAuthenticated``
+        …) and transport errors are raised as pyVmomi raises them, from the one request.
+        """
+        read = Read(type_name, (obj,), tuple(paths))
+
+        def lean() -> ObjectProps:
+            found = read_objects(self.session.stub, self.session.content.propertyCollector, (read,))
+            if found is None:
+                found_sdk = self._retrieve_pages(self.object_specs(type_name, [obj], paths)())
+                return found_sdk[0] if found_sdk else ObjectProps(obj, {})
+            return ObjectProps(obj, found[0][1]) if found else ObjectProps(obj, {})
+
+        return self.session.call(lean)
 
     # -- higher-level reads ---------------------------------------------------------------
 

@@ -6,11 +6,17 @@ those). A tree node has no "has memory" flag: vSphere records the VM's power sta
 snapshot time, and a snapshot of a running VM *without* memory is recorded as
 ``poweredOff`` (reverting to it powers the VM off), so ``poweredOn``/``suspended`` means
 the memory state is included.
+
+The VM's ``snapshot`` property reaches this module in one of two forms: a
+:class:`SnapshotTree` decoded by the lean reader (:mod:`._lean`), or pyVmomi's
+``vim.vm.SnapshotInfo`` when pyVmomi did the read. :func:`snapshot_tree` turns the
+latter into the former, so :func:`snapshot_infos` has one input shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,38 +24,84 @@ from virtabstract import SnapshotInfo
 
 from ._states import map_state
 
-__all__ = ["snapshot_infos"]
+__all__ = ["SnapshotNode", "SnapshotTree", "snapshot_infos", "snapshot_tree"]
+
+
+@dataclass(frozen=True)
+class SnapshotNode:
+    """One ``VirtualMachineSnapshotTree`` node (the fields the backend uses)."""
+
+    moid: str
+    """The ``snapshot`` MoRef value (``snapshot-123``): the snapshot's id here."""
+    name: str
+    description: str = ""
+    created: datetime | None = None
+    state: str = "poweredOff"
+    """The VM's ``VirtualMachinePowerState`` when the snapshot was taken."""
+    quiesced: bool = False
+    number: int | None = None
+    """The node's ``id`` (a per-VM counter; not the snapshot's identity)."""
+    children: tuple[SnapshotNode, ...] = ()
+
+
+@dataclass(frozen=True)
+class SnapshotTree:
+    """A ``VirtualMachineSnapshotInfo``: the current snapshot and the root nodes."""
+
+    current: str | None
+    roots: tuple[SnapshotNode, ...]
+
+
+def _node_from_sdk(node: Any) -> SnapshotNode:
+    created = getattr(node, "createTime", None)
+    number = getattr(node, "id", None)
+    return SnapshotNode(
+        moid=str(node.snapshot._moId),
+        name=str(node.name),
+        description=str(getattr(node, "description", "") or ""),
+        created=created if isinstance(created, datetime) else None,
+        state=str(getattr(node, "state", "poweredOff") or "poweredOff"),
+        quiesced=bool(getattr(node, "quiesced", False)),
+        number=int(number) if number is not None else None,
+        children=tuple(_node_from_sdk(c) for c in getattr(node, "childSnapshotList", None) or ()),
+    )
+
+
+def snapshot_tree(value: Any) -> SnapshotTree | None:
+    """The ``snapshot`` property as a :class:`SnapshotTree` (``None``: the VM has no snapshots)."""
+    if value is None or isinstance(value, SnapshotTree):
+        return value
+    current = getattr(value, "currentSnapshot", None)
+    return SnapshotTree(
+        current=str(current._moId) if current is not None else None,
+        roots=tuple(_node_from_sdk(n) for n in getattr(value, "rootSnapshotList", None) or ()),
+    )
 
 
 def snapshot_infos(vm_id: str, snapshot_info: Any) -> list[SnapshotInfo]:
-    """Flatten a ``VirtualMachineSnapshotInfo`` (or ``None``: no snapshots) depth-first."""
-    if snapshot_info is None:
+    """Flatten the ``snapshot`` property (a :class:`SnapshotTree`, pyVmomi's object, or ``None``) depth-first."""
+    tree = snapshot_tree(snapshot_info)
+    if tree is None:
         return []
-    current = getattr(snapshot_info, "currentSnapshot", None)
-    current_id = str(current._moId) if current is not None else None
     out: list[SnapshotInfo] = []
 
-    def walk(nodes: Iterable[Any], parent_id: str | None) -> None:
-        for node in nodes or ():
-            snap_id = str(node.snapshot._moId)
-            children = list(getattr(node, "childSnapshotList", None) or ())
-            state = str(getattr(node, "state", "poweredOff") or "poweredOff")
-            created = getattr(node, "createTime", None)
+    def walk(nodes: Iterable[SnapshotNode], parent_id: str | None) -> None:
+        for node in nodes:
             out.append(
                 SnapshotInfo(
-                    id=snap_id,
-                    name=str(node.name),
+                    id=node.moid,
+                    name=node.name,
                     vm_id=vm_id,
                     parent_id=parent_id,
-                    description=str(getattr(node, "description", "") or ""),
-                    created=created if isinstance(created, datetime) else None,
-                    vm_state=map_state(state),
-                    has_memory=state in ("poweredOn", "suspended"),
-                    is_current=snap_id == current_id,
-                    children_ids=tuple(str(c.snapshot._moId) for c in children),
+                    description=node.description,
+                    created=node.created,
+                    vm_state=map_state(node.state),
+                    has_memory=node.state in ("poweredOn", "suspended"),
+                    is_current=node.moid == tree.current,
+                    children_ids=tuple(c.moid for c in node.children),
                 )
             )
-            walk(children, snap_id)
+            walk(node.children, node.moid)
 
-    walk(getattr(snapshot_info, "rootSnapshotList", None) or (), None)
+    walk(tree.roots, None)
     return out

@@ -12,6 +12,11 @@ share a filter or an update version) and blocks in ``WaitForUpdatesEx`` with
 ``info.result`` and ``info.progress`` are read (never ``info.entity``: vcsim 0.24
 returns a Snapshot there for snapshot tasks, which pyVmomi 9 refuses to deserialise).
 
+The first look is read by :func:`~virtabstract_esxi._lean.read_objects` (ElementTree, no
+pyVmomi objects): state and progress as text, ``info.result`` as a MoRef proxy. A failed
+task's ``info.error`` (a fault object), a result that is not a MoRef, or any other answer the
+lean reader does not decode is read by pyVmomi from the same bytes (no second request).
+
 A failed task's ``info.error`` (a ``vim.fault`` object) is *returned* per task;
 :func:`wait_for_task` raises it, so it passes through
 :func:`~virtabstract_esxi._faults.map_vim_faults` like any SOAP fault.
@@ -28,6 +33,7 @@ from typing import Any
 from virtabstract import Clock, SystemClock
 from virtabstract.errors import BackendError, OperationTimeout
 
+from ._lean import Read, read_objects
 from ._sdk import sdk, vim_type
 from ._session import Session
 
@@ -117,35 +123,60 @@ def _read_once(
     """One ``RetrievePropertiesEx`` of every task's state (most tasks are finished by the first look).
 
     *extra* ``(object, vim type, paths)`` is read in the same call; its values are returned.
+    The answer is decoded by :mod:`._lean` when it can; a failed task's ``info.error`` fault, a
+    result that is not a MoRef … are read by pyVmomi from the same answer.
     """
+    extra_id = str(extra[0]._moId) if extra is not None else None
+    found = _read_once_lean(session, tasks, extra)
+    if found is None:
+        found = _read_once_sdk(session, tasks, extra)
+    values: dict[str, Any] = {}
+    for obj_id, changes in found:
+        if obj_id == extra_id and obj_id not in outcomes:
+            values.update(changes)
+            continue
+        _apply_update(outcomes, obj_id, changes, progress)
+    return values
+
+
+Changes = list[tuple[str, list[tuple[str, Any]]]]
+"""``(moid, [(path, value), ...])`` per object of a read."""
+
+
+def _read_once_lean(session: Session, tasks: Sequence[Any], extra: ExtraRead | None) -> Changes | None:
+    # info.result keeps its type: a MoRef is decoded leanly, a scalar (an int, a boolean) or a data
+    # object is pyVmomi's to read, as a failed task's info.error is (from the same answer).
+    reads = [Read("Task", tuple(tasks), TASK_PATHS, typed=("info.result",))]
+    if extra is not None:
+        reads.append(Read(extra[1], (extra[0],), tuple(extra[2])))
+    found = read_objects(getattr(session, "stub", None), session.content.propertyCollector, reads)
+    if found is None:
+        return None
+    return [(obj_id, list(props.items())) for obj_id, props in found]
+
+
+def _read_once_sdk(session: Session, tasks: Sequence[Any], extra: ExtraRead | None) -> Changes:
     q = sdk().vmodl.query.PropertyCollector
     pc = session.content.propertyCollector
     specs = [_task_filter_spec(tasks)]
-    extra_id = None
     if extra is not None:
         obj, type_name, paths = extra
-        extra_id = str(obj._moId)
         specs.append(
             q.FilterSpec(
                 objectSet=[q.ObjectSpec(obj=obj, skip=False)],
                 propSet=[q.PropertySpec(type=vim_type(type_name), pathSet=list(paths), all=False)],
             )
         )
-    values: dict[str, Any] = {}
+    out: Changes = []
     result = pc.RetrievePropertiesEx(specs, q.RetrieveOptions())
     while result is not None:
         for content in result.objects or ():
-            obj_id = str(content.obj._moId)
-            changes = [(str(p.name), p.val) for p in content.propSet or ()]
-            if obj_id == extra_id and obj_id not in outcomes:
-                values.update(changes)
-                continue
-            _apply_update(outcomes, obj_id, changes, progress)
+            out.append((str(content.obj._moId), [(str(p.name), p.val) for p in content.propSet or ()]))
         token = getattr(result, "token", None)
         if not token:
             break
         result = pc.ContinueRetrievePropertiesEx(token)
-    return values
+    return out
 
 
 def _wait_updates(
