@@ -6,8 +6,8 @@ Two transports sit behind one backend class, :class:`~virtabstract_vbox._backend
   driven with argument lists (never a shell) and ``--machinereadable`` output;
 * ``api`` -- the VirtualBox Main API through the SDK's ``vboxapi`` (found through
   pyvbox), :class:`~virtabstract_vbox._api_backend.VBoxApiBackend`, with a version
-  shim for 6.1 / 7.0 / 7.1 (:mod:`virtabstract_vbox._api`); it covers inventory,
-  create/delete, power, cold reconfigure and snapshots so far.
+  shim for 6.1 / 7.0 / 7.1 (:mod:`virtabstract_vbox._api`), with the VBoxManage
+  transport's capabilities and semantics (``VBoxBackend.variants()`` lists both classes).
 
 ``transport=auto`` (the default) uses the API when vboxapi imports, else VBoxManage.
 

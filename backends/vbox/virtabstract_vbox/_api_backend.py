@@ -350,15 +350,26 @@ class VBoxApiBackend(ApiMachineMixin, ApiGuestMixin, VBoxBackend):
                 log.debug("closing medium failed: %s", exc)
 
     def delete_vm(self, vm_id: str, *, delete_disks: bool) -> None:
-        """``unregister(DetachAllReturnHardDisksOnly)`` + ``deleteConfig`` (with the disks when asked)."""
+        """``unregister(DetachAllReturnHardDisksOnly)`` + ``deleteConfig`` (with the disks when asked).
+
+        A VM whose disks back linked clones: see :meth:`VBoxBackend._only_unregister`.
+        """
         machine = self._machine(vm_id)
-        self._require_off_api(machine, "delete")
+        state = self._require_off_api(machine, "delete")
+        clones = self._linked_clones_api(machine)
+        if self._only_unregister(str(machine.name), state, clones, delete_disks=delete_disks):
+            self._unregister(machine)
+            return
         self._delete(machine, delete_disks)
 
     def unregister_vm(self, vm_id: str) -> None:
         """``unregister(DetachAllReturnNone)``: files stay on disk."""
         machine = self._machine(vm_id)
         self._require_off_api(machine, "unregister")
+        self._unregister(machine)
+
+    def _unregister(self, machine: Any) -> None:
+        """``unregister(DetachAllReturnNone)``, as ``VBoxManage unregistervm`` (no ``--delete``)."""
         self.api.call(
             "IMachine.unregister", machine.unregister, self.api.constant("CleanupMode", "DetachAllReturnNone")
         )

@@ -7,7 +7,8 @@ What each operation calls in the Main API (6.1 to 7.1), and why:
   / ``additionsVersion`` (through a Shared lock on the running VM) and
   ``IMachine.enumerateGuestProperties("")``, keyed as VBoxManage prints them. The same parsing
   runs on both transports, so "the guest is ready" (what ``Guest.wait_ready`` polls for) means
-  exactly the same thing on both.
+  exactly the same thing on both: Additions at ``Userland`` (:func:`~._states.additions_ready`),
+  the level guest sessions need, not merely ``System`` (the driver, early in a boot).
 * ``guest_exec`` -- one guest session per call: ``IGuest.createSession(user, password, "",
   name)``, ``waitForArray([Start])``, then ``processCreate`` with
   ``WaitForStdOut``/``WaitForStdErr`` (7.1 inserted a working-directory parameter third: version
@@ -31,8 +32,9 @@ What each operation calls in the Main API (6.1 to 7.1), and why:
 * ``reboot`` -- the guest's own reboot command through Guest Additions, as on the VBoxManage
   transport (VirtualBox has no guest-cooperative reboot; ``IConsole.reset`` is a hard reset).
 * ``console`` -- ``IMachine.VRDEServer`` (enabled, ``TCP/Ports``, ``TCP/Address``, auth type)
-  and the running VM's ``IConsole.VRDEServerInfo.port``; VMs created on this transport get
-  VRDE exactly as on the VBoxManage transport (:meth:`ApiGuestMixin._setup_vrde`).
+  and the running VM's ``IConsole.VRDEServerInfo.port``, turned into the console record by
+  the VBoxManage transport's own :func:`~._backend.vrde_console_info`; VMs created on this
+  transport get VRDE exactly as on the VBoxManage transport (:meth:`ApiGuestMixin._setup_vrde`).
 
 Guest credentials are the connection's ``guest_username``/``guest_password`` (or its
 credentials), as on the VBoxManage transport; the password is handed to ``createSession`` and
@@ -43,10 +45,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
-from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -70,8 +70,9 @@ from virtabstract.errors import (
     VirtAbstractError,
 )
 
-from ._api import LOCK_SHARED, VBoxApi
-from ._backend import VRDE_PASSWORD_KEY, VRDE_USER, VBoxBackend
+from ._api import LOCK_SHARED
+from ._api_hooks import ApiHooks
+from ._backend import VRDE_PASSWORD_KEY, VRDE_USER, first_port, require_guest_control, vrde_console_info
 from ._states import is_online, power_state
 
 __all__ = ["ApiGuestMixin"]
@@ -88,8 +89,6 @@ EXEC_GRACE_SECONDS = 30.0
 """How much longer than the exec timeout the host waits: the guest itself kills the process at the timeout."""
 FILE_IO_MS = 30_000
 """Timeout of one ``IFile`` call (0 would mean "forever" to VirtualBox)."""
-USERLAND = 2
-"""``AdditionsRunLevelType_Userland``: VBoxService runs, so guest control can start sessions."""
 
 _PROCESS_STATUSES = (
     "Undefined", "Starting", "Started", "Paused", "Terminating", "TerminatedNormally", "TerminatedSignal",
@@ -110,34 +109,14 @@ def _octets(value: Any) -> bytes:
     return b"" if value is None else bytes(value)
 
 
-def _first_port(ports: str) -> int | None:
-    """The first port of a VRDE ``TCP/Ports`` value (``"5000-5099"``, ``"3389,5000"``)."""
-    match = re.match(r"\s*(\d+)", ports)
-    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
-
-
-class ApiGuestMixin(VBoxBackend):
+class ApiGuestMixin(ApiHooks):
     """Guest Additions, console and reboot over the Main API (see the module docstring).
 
     Mixed into :class:`~virtabstract_vbox._api_backend.VBoxApiBackend`, which provides the
-    abstract hooks below. ``guest_info`` and ``guest_ip_addresses`` are inherited from
-    :class:`~virtabstract_vbox._backend.VBoxBackend` and run on :meth:`_guest_props`.
+    hooks declared by :class:`~virtabstract_vbox._api_hooks.ApiHooks`. ``guest_info`` and
+    ``guest_ip_addresses`` are inherited from :class:`~virtabstract_vbox._backend.VBoxBackend`
+    and run on :meth:`_guest_props`.
     """
-
-    # -- hooks the API backend provides ------------------------------------------------
-
-    @property
-    @abstractmethod
-    def api(self) -> VBoxApi:
-        """The Main API of the open connection."""
-
-    @abstractmethod
-    def _machine(self, vm_id: str) -> Any:
-        """The registered ``IMachine`` of *vm_id* (VMNotFound when there is none)."""
-
-    @abstractmethod
-    def _state(self, machine: Any) -> str:
-        """The machine's ``MachineState`` API name."""
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -166,6 +145,10 @@ class ApiGuestMixin(VBoxBackend):
             raise GuestAgentUnavailable(f"VM {name!r} has no running VM process")
         return self.api.call("IConsole.guest", lambda: console.guest)
 
+    def _run_level(self, guest: Any) -> int:
+        """``IGuest.additionsRunLevel`` (``AdditionsRunLevelType``; the same numbers showvminfo prints)."""
+        return int(self.api.call("IGuest.additionsRunLevel", lambda: guest.additionsRunLevel))
+
     def _guest_account(self) -> tuple[str, str]:
         """The guest account (user, password) of the connection, as on the VBoxManage transport."""
         account = self._guest_user()
@@ -186,7 +169,7 @@ class ApiGuestMixin(VBoxBackend):
         machine, name = self._running_machine(vm_id)
         with self.api.session(machine, LOCK_SHARED) as session:
             guest = self._guest_of(session, name)
-            run_level = int(self.api.call("IGuest.additionsRunLevel", lambda: guest.additionsRunLevel))
+            run_level = self._run_level(guest)
             version = str(self.api.call("IGuest.additionsVersion", lambda: guest.additionsVersion) or "")
             revision = int(self.api.call("IGuest.additionsRevision", lambda: guest.additionsRevision) or 0)
         names, values, _stamps, _flags = self.api.call(
@@ -202,6 +185,12 @@ class ApiGuestMixin(VBoxBackend):
         entry = guest_os_from_native("virtualbox", str(self._machine(vm_id).OSTypeId))
         return entry is not None and entry.family is OSFamily.WINDOWS
 
+    def _require_guest_control(self, vm_id: str) -> None:
+        """Refuse guest control unless the VM runs and its Additions reached Userland (as on VBoxManage)."""
+        machine, name = self._running_machine(vm_id)
+        with self.api.session(machine, LOCK_SHARED) as session:
+            require_guest_control(self._run_level(self._guest_of(session, name)), name)
+
     # -- guest sessions ----------------------------------------------------------------
 
     @contextmanager
@@ -211,9 +200,8 @@ class ApiGuestMixin(VBoxBackend):
         user, password = self._guest_account()
         with self.api.session(machine, LOCK_SHARED) as session:
             guest = self._guest_of(session, name)
-            level = int(self.api.call("IGuest.additionsRunLevel", lambda: guest.additionsRunLevel))
-            if level < USERLAND:  # guest control is VBoxService's: without it a session never starts
-                raise GuestAgentUnavailable(f"Guest Additions are not running in VM {name!r} (run level {level})")
+            # Guest control is VBoxService's: below Userland a session never starts.
+            require_guest_control(self._run_level(guest), name)
             gsession = self.api.call("IGuest.createSession", guest.createSession, user, password, "",
                                      GUEST_SESSION_NAME)  # fmt: skip
             try:
@@ -427,15 +415,13 @@ class ApiGuestMixin(VBoxBackend):
                 f"VRDE is disabled on VM {machine.name!r} (VBoxManage modifyvm <vm> --vrde on)", operation="console"
             )
         address = str(api.call("IVRDEServer.getVRDEProperty", vrde.getVRDEProperty, "TCP/Address"))
-        host = "127.0.0.1" if address in ("", "0.0.0.0") else address  # noqa: S104 - a listening address, mapped
         ports = str(api.call("IVRDEServer.getVRDEProperty", vrde.getVRDEProperty, "TCP/Ports"))
-        port = self._vrde_port(machine) or _first_port(ports)
+        port = self._vrde_port(machine) or first_port(ports)
         password = None
         if int(api.call("IVRDEServer.authType", lambda: vrde.authType)) != api.constant("AuthType", "Null"):
             stored = str(api.call("IMachine.getExtraData", machine.getExtraData, VRDE_PASSWORD_KEY))
             password = Secret(stored) if stored else None
-        return ConsoleInfo(protocol="rdp", host=host, port=port, url=f"rdp://{host}:{port}" if port else "",
-                           password=password, username=VRDE_USER if password else "")  # fmt: skip
+        return vrde_console_info(address, port, password)
 
     def _vrde_port(self, machine: Any) -> int | None:
         """The port the running VM's VRDE server listens on (``None``: not running, not started, or failed)."""

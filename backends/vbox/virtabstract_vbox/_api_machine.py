@@ -23,7 +23,12 @@ resolution, disk naming, the CPU-cap conversion), done through the Main API:
   and the network attribute of that kind, ``adapterType``, ``cableConnected``,
   ``MACAddress``), VM off. ``update_nic`` goes through a *shared* lock: on a running VM it
   links to the VM process's session, and VirtualBox applies the cable and attachment
-  changes live (its ``MutableOrSavedOrRunning`` setters).
+  changes live (its ``MutableOrSavedOrRunning`` setters). What may change when is the
+  VBoxManage transport's table (:mod:`~virtabstract_vbox._nic_rules`), planned by the same
+  ``_plan_nic_update``.
+* linked clones of a VM -- the children of its media (current state and snapshots,
+  ``IMedium.children``) that it does not use itself, named by ``IMedium.machineIds``; the
+  same records and rule as on the VBoxManage transport decide what ``delete`` may do.
 * CPU limit -- ``IMachine.CPUExecutionCap`` (1-100 %), converted like the VBoxManage
   transport does, settable while the VM runs (shared lock).
 * firmware -- BIOS/UEFI through the version shim (``IMachine.firmwareType`` up to 7.0,
@@ -41,28 +46,28 @@ import logging
 import uuid as uuidlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from virtabstract import Disk, DiskInfo, Firmware, NetworkInfo, Nic, NicInfo, ResourceAllocation, VMInfo
 from virtabstract.errors import AlreadyExists, DeviceNotFound, InvalidState, SpecError, VirtAbstractError
 
 from ._api import LOCK_SHARED, LOCK_WRITE
+from ._api_hooks import ApiHooks
 from ._backend import (
     _BUS_CONTROLLERS,
     _NIC_KINDS,
     MAX_NICS,
-    VBoxBackend,
     _mac_out,
     cidr,
     disk_path,
+    linked_clone_names,
     nic_model,
     nic_type,
     resolve_nic,
 )
+from ._nic_rules import require_nic_change
+from ._parse import MediumRecord
 from ._states import is_online
-
-if TYPE_CHECKING:
-    from ._api import VBoxApi
 
 __all__ = ["ApiMachineMixin"]
 
@@ -97,21 +102,12 @@ _CONTROLLER_TYPES: dict[str, tuple[str, str, int | None]] = {
 }
 
 
-class ApiMachineMixin(VBoxBackend):
-    """Clones, disks, NICs, resources, firmware and networks through the Main API (see the module docstring)."""
+class ApiMachineMixin(ApiHooks):
+    """Clones, disks, NICs, resources, firmware and networks through the Main API (see the module docstring).
 
-    if TYPE_CHECKING:  # provided by VBoxApiBackend, which this class is a base of
-
-        @property
-        def api(self) -> VBoxApi: ...
-
-        def _machine(self, vm_id: str) -> Any: ...
-
-        def _state(self, machine: Any) -> str: ...
-
-        def _require_off_api(self, machine: Any, operation: str) -> str: ...
-
-        def _delete(self, machine: Any, delete_disks: bool, extra_media: Sequence[Any] = ()) -> None: ...
+    Mixed into :class:`~virtabstract_vbox._api_backend.VBoxApiBackend`, which provides the
+    hooks declared by :class:`~virtabstract_vbox._api_hooks.ApiHooks`.
+    """
 
     # -- networks -------------------------------------------------------------------
 
@@ -223,7 +219,7 @@ class ApiMachineMixin(VBoxBackend):
         """Set up the first free adapter slot under a write lock (VM off, as on VBoxManage)."""
         api = self.api
         machine = self._machine(vm_id)
-        self._require_off_api(machine, "add a NIC to")
+        self._require_slot_change(machine, "add_nic")
         used = {int(n.id[3:]) - 1 for n in self._nics_api(machine)}
         free = [s for s in range(MAX_NICS) if s not in used]
         if not free:
@@ -238,35 +234,34 @@ class ApiMachineMixin(VBoxBackend):
         """Disable the adapter under a write lock (VM off), as ``modifyvm --nicN none`` does."""
         api = self.api
         machine = self._machine(vm_id)
-        self._require_off_api(machine, "remove a NIC from")
+        self._require_slot_change(machine, "remove_nic")
         nic = self._find_nic_api(machine, nic_id)
         with api.session(machine, LOCK_WRITE) as session:
             api.set(session.machine.getNetworkAdapter(int(nic.id[3:]) - 1), "enabled", False)
             api.call("saveSettings", session.machine.saveSettings)
 
+    def _require_slot_change(self, machine: Any, operation: str) -> None:
+        """Adding or removing a NIC sets ``INetworkAdapter.enabled``: the NIC rules allow it only while off."""
+        require_nic_change(["present"], self._state(machine), str(machine.name), operation)
+
     def update_nic(self, vm_id: str, nic_id: str, *, network: str | None, connected: bool | None) -> NicInfo:
         """Move the NIC and/or set its link under a shared lock: live on a running VM, in the settings otherwise.
 
-        The MAC address and adapter type stay (VirtualBox changes those only while the VM is off).
+        Planned by the VBoxManage transport's ``_plan_nic_update`` (same networks, same state
+        rules). The MAC address and adapter type stay (VirtualBox changes those only while off).
         """
         api = self.api
         machine = self._machine(vm_id)
         nic = self._find_nic_api(machine, nic_id)
-        target = None
-        if network is not None and network != nic.network:
-            kind = "network" if nic.kind in ("nat", "network") else nic.kind
-            mode, net = resolve_nic(Nic(network=network, kind=kind), self.list_networks())
-            target = (mode, net)
-        if connected == nic.connected:
-            connected = None
-        if target is None and connected is None:
+        plan = self._plan_nic_update(self._state(machine), str(machine.name), nic, network, connected)
+        if plan is None:
             return nic  # nothing to change: no lock taken
         with api.session(machine, LOCK_SHARED) as session:
-            adapter = session.machine.getNetworkAdapter(int(nic.id[3:]) - 1)
-            if target is not None:
-                self._attach_adapter(adapter, *target)
-            if connected is not None:
-                api.set(adapter, "cableConnected", connected)
+            adapter = session.machine.getNetworkAdapter(plan.slot - 1)
+            if plan.attachment is not None:
+                self._attach_adapter(adapter, *plan.attachment)
+            if plan.connected is not None:
+                api.set(adapter, "cableConnected", plan.connected)
             api.call("saveSettings", session.machine.saveSettings)
         return self._find_nic_api(machine, nic.id)
 
@@ -492,6 +487,45 @@ class ApiMachineMixin(VBoxBackend):
             api.wait(api.call("IMachine.deleteConfig", target.deleteConfig, media), "delete the half-made clone")
         except VirtAbstractError as exc:
             log.warning("could not remove the half-made clone %s: %s", target.name, exc)
+
+    def _linked_clones_api(self, machine: Any) -> list[str]:
+        """The linked clones built on *machine*'s disks, by name (the VBoxManage transport's rule and records)."""
+        own = self._own_media(machine)
+        children = [c for m in own for c in self.api.call("IMedium.children", lambda m=m: list(m.children))]
+        return linked_clone_names(str(machine.id), [self._medium_record(m) for m in own + children])
+
+    def _own_media(self, machine: Any) -> list[Any]:
+        """The hard disks of *machine*'s current state and of every snapshot: what deleting it deletes."""
+        disk = self._hard_disk()
+        found: dict[str, Any] = {}
+        for view in [machine, *(snap.machine for snap in self._snapshot_objects(machine))]:
+            for att in view.mediumAttachments:
+                if int(att.type) == disk and att.medium is not None:
+                    found.setdefault(str(att.medium.id), att.medium)
+        return list(found.values())
+
+    def _snapshot_objects(self, machine: Any) -> list[Any]:
+        """Every ``ISnapshot`` of *machine* (the whole tree)."""
+        if not int(machine.snapshotCount):
+            return []
+        pending = [self.api.call("IMachine.findSnapshot", machine.findSnapshot, "")]
+        found = []
+        while pending:
+            snap = pending.pop()
+            found.append(snap)
+            pending.extend(snap.children)
+        return found
+
+    def _medium_record(self, medium: Any) -> MediumRecord:
+        """*medium* as ``list hdds`` describes it: UUID, parent, location and the VMs using it (``machineIds``)."""
+        api = self.api
+        users = []
+        for machine_id in api.call("IMedium.machineIds", lambda: list(medium.machineIds)):
+            user = api.call("IVirtualBox.findMachine", api.vbox.findMachine, str(machine_id))
+            users.append((str(user.name), str(machine_id).lower()))
+        parent = medium.parent
+        return MediumRecord(uuid=str(medium.id).lower(), parent=str(parent.id).lower() if parent is not None else "",
+                            location=str(medium.location), users=tuple(users))  # fmt: skip
 
     def _forget_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         try:

@@ -31,11 +31,19 @@ Honest semantics, per verb:
   reverting to one restores the Saved state and starts the VM.
 * A linked clone needs a snapshot; without one, a snapshot named
   ``linked-clone-base-<name>`` is taken on the source first (as Vagrant does).
+* A VM whose disks back linked clones keeps them: ``delete(delete_disks=True)`` is
+  refused before anything changes (VirtualBox would unregister the VM, then fail to
+  delete the shared disk), ``delete_disks=False`` unregisters it (VirtualBox cannot
+  merge its snapshots: its settings and disks stay on disk, as ``unregistervm`` leaves them).
+* NICs: which setting changes in which state is one table for both transports
+  (:mod:`~virtabstract_vbox._nic_rules`); on a running VM the network and the cable
+  change live (``controlvm nic<N>`` / ``setlinkstate<N>``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import os
@@ -49,6 +57,7 @@ import tempfile
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -100,17 +109,20 @@ from virtabstract.errors import (
     VMNotFound,
 )
 
+from ._nic_rules import require_nic_change
 from ._parse import (
+    MediumRecord,
     ParseError,
     VBoxVersion,
     parse_blocks,
     parse_guestproperties,
     parse_list_vms,
     parse_machinereadable,
+    parse_media,
     parse_snapshots,
     parse_version,
 )
-from ._states import is_online, power_state
+from ._states import AdditionsRunLevel, additions_ready, is_online, power_state
 from ._vboxmanage import DEFAULT_TIMEOUT, VBoxManage, find_vboxmanage, password_file
 
 __all__ = ["VBoxBackend"]
@@ -244,6 +256,84 @@ def disk_path(folder: str, disk: Disk, default_name: str) -> str:
     return str(Path(folder) / (base if base.endswith((".vdi", ".vmdk", ".vhd")) else base + ".vdi"))
 
 
+def on_off(flag: bool) -> str:
+    """VBoxManage's spelling of a boolean."""
+    return "on" if flag else "off"
+
+
+@dataclass(frozen=True)
+class NicUpdate:
+    """What ``update_nic`` changes on one NIC and how; both transports plan it with ``_plan_nic_update``."""
+
+    slot: int
+    """1-based, as VBoxManage numbers NICs (``nic1`` is the API's adapter slot 0)."""
+    attachment: tuple[str, str] | None
+    """``(mode, network)`` as :func:`resolve_nic` names them; ``None``: unchanged."""
+    connected: bool | None
+    """The new cable state; ``None``: unchanged."""
+    mode: str
+    """``live`` (the VM runs) or ``offline`` (settings only), from :mod:`~virtabstract_vbox._nic_rules`."""
+
+
+def first_port(ports: str) -> int | None:
+    """The first port of a VRDE port list (``"5000-5099"``, ``"3389,5000"``); ``None`` when there is none."""
+    match = re.match(r"\s*(\d+)", ports)
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
+
+
+def _reachable_host(address: str) -> str:
+    """Where a client reaches a server listening on *address*: a wildcard becomes the loopback of its family."""
+    if not address:
+        return "127.0.0.1"  # VRDE's empty TCP/Address means every interface
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a host name: reachable as it is
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "::1"
+    return address
+
+
+def vrde_console_info(address: str, port: int | None, password: Secret | None) -> ConsoleInfo:
+    """The console record of a VRDE server listening on *address* (``TCP/Address``) and *port*.
+
+    A wildcard or empty address is not something to connect to, so the loopback is
+    reported (VRDE serves the local host); IPv6 hosts are bracketed in the URL.
+    """
+    host = _reachable_host(address)
+    url_host = f"[{host}]" if ":" in host else host
+    return ConsoleInfo(protocol="rdp", host=host, port=port, url=f"rdp://{url_host}:{port}" if port else "",
+                       password=password, username=VRDE_USER if password else "")  # fmt: skip
+
+
+def require_guest_control(run_level: int, vm_name: str) -> None:
+    """Refuse guest control (exec, files) until the Additions reach Userland (VBoxService runs).
+
+    :raises GuestAgentUnavailable: the Additions are not up that far (yet).
+    """
+    if not additions_ready(run_level):
+        level = {lvl.value: lvl.name.title() for lvl in AdditionsRunLevel}.get(run_level, str(run_level))
+        raise GuestAgentUnavailable(
+            f"Guest Additions are not running in VM {vm_name!r} (run level {level}: guest control needs Userland)"
+        )
+
+
+def linked_clone_names(vm_uuid: str, media: Sequence[MediumRecord]) -> list[str]:
+    """The VMs whose disks are children of *vm_uuid*'s disks (its linked clones), by name.
+
+    A child medium no VM uses is named by its location. *media* must hold the VM's own
+    media and their children (``list hdds`` holds every medium).
+    """
+    own = {m.uuid for m in media if any(uuid == vm_uuid.lower() for _name, uuid in m.users)}
+    names: list[str] = []
+    for medium in media:
+        if medium.parent in own and medium.uuid not in own:
+            for name in [name for name, _uuid in medium.users] or [medium.location]:
+                if name not in names:
+                    names.append(name)
+    return names
+
+
 def select_transport(url: URL, options: Mapping[str, Any]) -> str:
     """``api`` or ``vboxmanage`` for these URL and options.
 
@@ -287,7 +377,8 @@ class VBoxBackend(Backend):
         "vboxmanage": "path of the VBoxManage executable (also a URL query option)",
         "timeout": "seconds one VBoxManage call may take (default 120)",
         "guest_username": "guest account for Guest Additions operations (exec, files, reboot)",
-        "guest_password": "its password (passed to VBoxManage through --passwordfile)",
+        "guest_password": "its password (never on a command line: a private password file for VBoxManage, "
+        "the guest session call on the API)",
         "vboxapi_module": "Python only, a test seam: a module-like object with VirtualBoxManager, used instead "
         "of importing vboxapi (API transport)",
         "progress_callback": "Python only: callable(what, percent, operation) called while API progress runs",
@@ -295,6 +386,13 @@ class VBoxBackend(Backend):
         "that runs VBoxManage instead of a child process",
     }
     install_hint: ClassVar[str] = "VirtualBox 6.1 or later (VBoxManage), or pip install 'virtabstract-vbox[api]'"
+
+    @classmethod
+    def variants(cls) -> Mapping[str, type[Backend]]:
+        """One class per transport (``__new__`` constructs the API one); imported late: it subclasses this one."""
+        from ._api_backend import VBoxApiBackend
+
+        return {"vboxmanage": VBoxBackend, "api": VBoxApiBackend}
 
     def __new__(cls, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> VBoxBackend:
         """Construct the class of the selected transport.
@@ -649,12 +747,18 @@ class VBoxBackend(Backend):
 
     def _nic_args(self, slot: int, nic: Nic, nets: list[NetworkInfo] | None = None) -> list[str]:
         mode, net = resolve_nic(nic, nets if nets is not None else self.list_networks())
+        args = self._attachment_args(slot, mode, net)
+        args += [f"--nictype{slot}", nic_type(nic), f"--cableconnected{slot}", on_off(nic.connected)]
+        if nic.mac:
+            args += [f"--macaddress{slot}", nic.mac.replace(":", "").upper()]
+        return args
+
+    @staticmethod
+    def _attachment_args(slot: int, mode: str, net: str) -> list[str]:
+        """``modifyvm`` options attaching NIC *slot* to *net* (only those: a saved VM takes no others)."""
         args = [f"--nic{slot}", mode]
         if mode in _NIC_NETWORK_KEYS:
             args += [f"--{_NIC_NETWORK_KEYS[mode]}{slot}", net]
-        args += [f"--nictype{slot}", nic_type(nic), f"--cableconnected{slot}", "on" if nic.connected else "off"]
-        if nic.mac:
-            args += [f"--macaddress{slot}", nic.mac.replace(":", "").upper()]
         return args
 
     def _check_storage(self, disk: Disk, path: str) -> None:
@@ -785,9 +889,40 @@ class VBoxBackend(Backend):
             )
         return raw
 
+    def _only_unregister(self, vm_name: str, state: str, clones: Sequence[str], *, delete_disks: bool) -> bool:
+        """Whether deleting *vm_name* must be an unregistration because linked clones use its disks.
+
+        Both transports ask this before changing anything. VirtualBox unregisters a VM before
+        deleting its disks and refuses to delete one a clone still builds on, so such a
+        deletion would stop halfway: it is refused. Keeping the disks cannot merge the
+        snapshots the clones hang off either, so the VM is only unregistered, as VirtualBox's
+        own "remove" does (its files stay; the clones keep working).
+
+        :raises InvalidState: *delete_disks* and the VM has linked clones (nothing was changed).
+        """
+        if not clones:
+            return False
+        listed = ", ".join(repr(name) for name in clones)
+        if delete_disks:
+            raise InvalidState(
+                f"cannot delete the disks of VM {vm_name!r}: its linked clones {listed} are built on them "
+                "(delete the clones first, or delete with delete_disks=False to keep the disks)",
+                state=power_state(state),
+                operation="delete",
+            )
+        log.info("VM %r has linked clones (%s): unregistering it, its files stay", vm_name, listed)
+        return True
+
     def delete_vm(self, vm_id: str, *, delete_disks: bool) -> None:
-        """``unregistervm --delete``; without disks, hard disks are detached (and kept) first."""
+        """``unregistervm --delete``; without disks, hard disks are detached (and kept) first.
+
+        A VM whose disks back linked clones: see :meth:`_only_unregister`.
+        """
         raw = self._require_off(vm_id, "delete")
+        clones = linked_clone_names(raw.get("UUID", vm_id), parse_media(self.vbm.out("list", "hdds")))
+        if self._only_unregister(raw.get("name", vm_id), raw.get("VMState", ""), clones, delete_disks=delete_disks):
+            self.vbm.out("unregistervm", vm_id)
+            return
         if not delete_disks:
             for snap in reversed(parse_snapshots(raw)):
                 self.vbm.out("snapshot", vm_id, "delete", snap.uuid)
@@ -999,7 +1134,8 @@ class VBoxBackend(Backend):
 
     def add_nic(self, vm_id: str, nic: Nic) -> NicInfo:
         """``modifyvm --nicN`` in the first free slot (VM off)."""
-        raw = self._require_off(vm_id, "add a NIC to")
+        raw = self._showvminfo(vm_id)
+        require_nic_change(["present"], raw.get("VMState", ""), raw.get("name", vm_id), "add_nic")
         used = {int(n.id[3:]) for n in self._nics(raw)}
         free = [s for s in range(1, MAX_NICS + 1) if s not in used]
         if not free:
@@ -1009,32 +1145,63 @@ class VBoxBackend(Backend):
 
     def remove_nic(self, vm_id: str, nic_id: str) -> None:
         """``modifyvm --nicN none`` (VM off)."""
-        raw = self._require_off(vm_id, "remove a NIC from")
+        raw = self._showvminfo(vm_id)
+        require_nic_change(["present"], raw.get("VMState", ""), raw.get("name", vm_id), "remove_nic")
         nic = self._find_nic(raw, nic_id)
         self.vbm.out("modifyvm", vm_id, f"--{nic.id}", "none")
 
+    def _plan_nic_update(
+        self, native_state: str, vm_name: str, nic: NicInfo, network: str | None, connected: bool | None
+    ) -> NicUpdate | None:
+        """What ``update_nic`` changes (``None``: nothing), checked against the host's networks and the NIC rules.
+
+        Shared by both transports, so they accept and refuse the same changes.
+
+        :raises NetworkNotFound: no such network of the NIC's kind.
+        :raises InvalidState: VirtualBox cannot make the change in this state (see :mod:`._nic_rules`).
+        """
+        attachment = None
+        if network is not None and network != nic.network:
+            kind = "network" if nic.kind in ("nat", "network") else nic.kind
+            attachment = resolve_nic(Nic(network=network, kind=kind), self.list_networks())
+        if connected == nic.connected:
+            connected = None
+        settings = [name for name, value in (("network", attachment), ("connected", connected)) if value is not None]
+        if not settings:
+            return None
+        mode = require_nic_change(settings, native_state, vm_name, "update_nic")
+        return NicUpdate(slot=int(nic.id[3:]), attachment=attachment, connected=connected, mode=mode)
+
     def update_nic(self, vm_id: str, nic_id: str, *, network: str | None, connected: bool | None) -> NicInfo:
-        """Link state live (``controlvm setlinkstateN``) or offline; the network offline."""
+        """Live on a running VM (``controlvm nicN`` / ``setlinkstateN``), else ``modifyvm`` (off or saved)."""
         raw = self._showvminfo(vm_id)
         nic = self._find_nic(raw, nic_id)
-        slot = int(nic.id[3:])
-        online = is_online(raw.get("VMState", ""))
-        if network is not None and network != nic.network:
-            if online:
-                raise InvalidState(
-                    "VirtualBox changes a NIC's network only while the VM is off", operation="update_nic"
-                )
-            kind = "network" if nic.kind in ("nat", "network") else nic.kind
-            args = self._nic_args(
-                slot, Nic(network=network, kind=kind, model=nic.model or None, connected=nic.connected)
-            )
-            self.vbm.out("modifyvm", vm_id, *[a for a in args if not a.startswith("--macaddress")])
-        if connected is not None:
-            if online:
-                self.vbm.out("controlvm", vm_id, f"setlinkstate{slot}", "on" if connected else "off")
-            else:
-                self.vbm.out("modifyvm", vm_id, f"--cableconnected{slot}", "on" if connected else "off")
+        plan = self._plan_nic_update(raw.get("VMState", ""), raw.get("name", vm_id), nic, network, connected)
+        if plan is None:
+            return nic
+        if plan.mode == "live":
+            self._update_nic_live(vm_id, plan)
+        else:
+            self._update_nic_settings(vm_id, plan)
         return self._find_nic(self._showvminfo(vm_id), nic.id)
+
+    def _update_nic_live(self, vm_id: str, plan: NicUpdate) -> None:
+        """``controlvm`` takes the attachment and the cable of a running VM (and saves them)."""
+        if plan.attachment is not None:
+            mode, net = plan.attachment
+            # The default NAT takes no argument: a name after "nat" would set its (unused) NAT network.
+            self.vbm.out("controlvm", vm_id, f"nic{plan.slot}", mode, *([net] if mode in _NIC_NETWORK_KEYS else []))
+        if plan.connected is not None:
+            self.vbm.out("controlvm", vm_id, f"setlinkstate{plan.slot}", on_off(plan.connected))
+
+    def _update_nic_settings(self, vm_id: str, plan: NicUpdate) -> None:
+        """One ``modifyvm`` with the attachment and cable options only (a saved VM refuses the others)."""
+        args: list[str] = []
+        if plan.attachment is not None:
+            args += self._attachment_args(plan.slot, *plan.attachment)
+        if plan.connected is not None:
+            args += [f"--cableconnected{plan.slot}", on_off(plan.connected)]
+        self.vbm.out("modifyvm", vm_id, *args)
 
     # -- snapshots and clones -------------------------------------------------------
 
@@ -1161,27 +1328,30 @@ class VBoxBackend(Backend):
                 f"VRDE is disabled on VM {raw.get('name', vm_id)!r} (VBoxManage modifyvm <vm> --vrde on)",
                 operation="console",
             )
-        port_text = raw.get("vrdeport", "") or raw.get("vrdeports", "")
-        port: int | None = None
-        if port_text.isdigit() and int(port_text) > 0:
-            port = int(port_text)
-        elif re.match(r"^\d+", port_text):
-            port = int(re.match(r"^\d+", port_text).group(0))  # type: ignore[union-attr]
-        host = raw.get("vrdeaddress", "") or "127.0.0.1"
+        active = raw.get("vrdeport", "")  # the port the running server took (-1: not started)
+        port = int(active) if active.isdigit() and int(active) > 0 else first_port(raw.get("vrdeports", ""))
         protected = raw.get("vrdeauthtype", "null") != "null"
         password = self._vrde_password(vm_id) if protected else None
-        return ConsoleInfo(protocol="rdp", host="127.0.0.1" if host == "0.0.0.0" else host, port=port,  # noqa: S104
-                           url=f"rdp://{host}:{port}" if port else "", password=password,
-                           username=VRDE_USER if password else "")  # fmt: skip
+        return vrde_console_info(raw.get("vrdeaddress", ""), port, password)
 
-    def _guest_props(self, vm_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+    def _running_info(self, vm_id: str) -> dict[str, str]:
+        """The showvminfo keys of a running VM; GuestAgentUnavailable otherwise (Guest Additions answer only then)."""
         raw = self._showvminfo(vm_id)
         if power_state(raw.get("VMState", "")) is not PowerState.RUNNING:
             raise GuestAgentUnavailable(
                 f"VM {raw.get('name', vm_id)!r} is {raw.get('VMState', '?')}: Guest Additions answer only when running"
             )
+        return raw
+
+    def _guest_props(self, vm_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+        raw = self._running_info(vm_id)
         props = parse_guestproperties(self.vbm.out("guestproperty", "enumerate", vm_id))
         return raw, {k: v.value for k, v in props.items()}
+
+    def _require_guest_control(self, vm_id: str) -> None:
+        """Refuse guest control before running VBoxManage guestcontrol unless the Additions reached Userland."""
+        raw = self._running_info(vm_id)
+        require_guest_control(int(raw.get("GuestAdditionsRunLevel") or 0), raw.get("name", vm_id))
 
     def guest_info(self, vm_id: str) -> GuestInfo:
         """From ``/VirtualBox/GuestAdd/*`` and ``/VirtualBox/GuestInfo/OS/*`` properties."""
@@ -1189,13 +1359,13 @@ class VBoxBackend(Backend):
         version = props.get("/VirtualBox/GuestAdd/Version") or raw.get("GuestAdditionsVersion", "").split(" ")[0]
         if not version:
             raise GuestAgentUnavailable(f"VM {raw.get('name', vm_id)!r}: Guest Additions are not running")
-        run_level = int(raw.get("GuestAdditionsRunLevel", "1") or 0)
+        run_level = int(raw.get("GuestAdditionsRunLevel") or 0)
         product = props.get("/VirtualBox/GuestInfo/OS/Product", "")
         family = OSFamily.WINDOWS if "windows" in product.lower() else OSFamily.LINUX if product else OSFamily.OTHER
         return GuestInfo(
             agent="guest-additions",
             agent_version=version,
-            ready=run_level >= 1,
+            ready=additions_ready(run_level),
             os_family=family,
             os_name=product,
             os_version=props.get("/VirtualBox/GuestInfo/OS/Version", ""),
@@ -1264,7 +1434,7 @@ class VBoxBackend(Backend):
         shell with ``< file`` (``/bin/sh -c`` on POSIX guests, ``cmd.exe /c`` on
         Windows); the file is removed afterwards (best effort).
         """
-        self._guest_props(vm_id)
+        self._require_guest_control(vm_id)
         if not stdin:
             return self._guest_run(vm_id, argv, list(argv), timeout=timeout, env=env)
         windows = self._guest_is_windows(vm_id)
@@ -1305,7 +1475,7 @@ class VBoxBackend(Backend):
 
     def guest_read_file(self, vm_id: str, path: str) -> bytes:
         """``guestcontrol copyfrom`` into a private temp dir, then read it."""
-        self._guest_props(vm_id)
+        self._require_guest_control(vm_id)
         with tempfile.TemporaryDirectory(prefix="virtabstract-vbox-") as tmp, self._guest_auth() as auth:
             target = os.path.join(tmp, "data")
             self.vbm.out("guestcontrol", vm_id, "copyfrom", *auth, path, target)
@@ -1313,7 +1483,7 @@ class VBoxBackend(Backend):
 
     def guest_write_file(self, vm_id: str, path: str, data: bytes) -> None:
         """Write a private temp file, then ``guestcontrol copyto``."""
-        self._guest_props(vm_id)
+        self._require_guest_control(vm_id)
         with tempfile.TemporaryDirectory(prefix="virtabstract-vbox-") as tmp, self._guest_auth() as auth:
             source = os.path.join(tmp, "data")
             Path(source).write_bytes(data)

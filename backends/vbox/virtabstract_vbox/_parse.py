@@ -10,6 +10,9 @@ Formats handled (VirtualBox 6.1 to 7.x):
 * ``list vms`` / ``list runningvms``: ``"name" {uuid}`` (names not escaped).
 * ``list ostypes``, ``list hostonlyifs``, ``list natnetworks``, ``list hostinfo``:
   blank-line separated ``Key: value`` records.
+* ``list hdds``: the same records; :func:`parse_media` also reads each medium's
+  ``In use by VMs:`` line and its indented continuation lines (one VM per line:
+  ``name (UUID: …)``, then `` [snapshot (UUID: …)]`` for each snapshot using it).
 * ``guestproperty enumerate``: 6.1 ``Name: k, value: v, timestamp: n, flags: f``;
   7.x ``k = 'v' @ 2023-01-01T00:00:00.000000000Z [flags]``.
 * ``--version``: ``7.0.14r161095`` (distribution builds: ``6.1.50_Ubuntur161033``).
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "GuestProperty",
+    "MediumRecord",
     "ParseError",
     "SnapshotNode",
     "VBoxVersion",
@@ -29,6 +33,7 @@ __all__ = [
     "parse_guestproperties",
     "parse_list_vms",
     "parse_machinereadable",
+    "parse_media",
     "parse_snapshots",
     "parse_version",
 ]
@@ -159,6 +164,66 @@ def parse_blocks(text: str) -> list[dict[str, str]]:
     if current:
         blocks.append(current)
     return blocks
+
+
+@dataclass(frozen=True)
+class MediumRecord:
+    """One hard disk as ``list hdds`` shows it (the API transport builds the same records)."""
+
+    uuid: str
+    parent: str
+    """The parent medium's UUID; ``""`` for a base medium."""
+    location: str
+    users: tuple[tuple[str, str], ...] = ()
+    """``(VM name, VM UUID)`` of every machine using the medium, in its current state or a snapshot."""
+
+
+_MEDIUM_USER = re.compile(r"^\s*(.*?) \(UUID: ([0-9a-fA-F-]{36})\)")
+
+
+def parse_media(text: str) -> list[MediumRecord]:
+    """Parse ``list hdds`` into records, with every VM of the ``In use by VMs`` lines.
+
+    :func:`parse_blocks` drops indented lines; here the continuation lines of ``In use by
+    VMs`` (one more VM each) are read too. UUIDs come back lowercase.
+    """
+    records: list[MediumRecord] = []
+    for block in _medium_blocks(text):
+        fields = parse_blocks("\n".join(block))[0] if block else {}
+        if "UUID" not in fields:
+            continue
+        users = [m.groups() for line in _user_lines(block) if (m := _MEDIUM_USER.match(line))]
+        parent = fields.get("Parent UUID", "base")
+        records.append(MediumRecord(
+            uuid=fields["UUID"].lower(),
+            parent="" if parent in ("", "base") else parent.lower(),
+            location=fields.get("Location", ""),
+            users=tuple((name, uuid.lower()) for name, uuid in users),
+        ))  # fmt: skip
+    return records
+
+
+def _medium_blocks(text: str) -> list[list[str]]:
+    blocks: list[list[str]] = [[]]
+    for line in _lines(text):
+        if line.strip():
+            blocks[-1].append(line)
+        elif blocks[-1]:
+            blocks.append([])
+    return [b for b in blocks if b]
+
+
+def _user_lines(block: list[str]) -> list[str]:
+    """The ``In use by VMs:`` value and the indented lines continuing it."""
+    found: list[str] = []
+    for line in block:
+        if line.startswith("In use by VMs:"):
+            found.append(line[len("In use by VMs:") :])
+        elif found and line[:1].isspace():
+            found.append(line)
+        elif found:
+            break
+    return found
 
 
 @dataclass(frozen=True)

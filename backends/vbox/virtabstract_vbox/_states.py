@@ -17,17 +17,24 @@ Mapping decisions (the native name always travels in ``VMInfo.native_state``):
   snapshot deletion, teleporting) are ``RUNNING``; their paused variants ``PAUSED``.
 * Offline transient states (``SettingUp``, ``Snapshotting``, ``RestoringSnapshot``,
   ``DeletingSnapshot``) are ``STOPPED``: no VM process exists.
+
+The Guest Additions report a run level of their own (``AdditionsRunLevelType``, the same
+numbers in the API's ``IGuest.additionsRunLevel`` and showvminfo's ``GuestAdditionsRunLevel``):
+:class:`AdditionsRunLevel` and :func:`additions_ready` say when a guest counts as ready.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 from virtabstract import PowerState
 
 __all__ = [
     "MACHINE_STATES",
+    "AdditionsRunLevel",
     "MachineState",
+    "additions_ready",
     "api_names",
     "is_online",
     "machine_state",
@@ -144,3 +151,25 @@ def state_number(name: str, version: tuple[int, int]) -> int:
     if state is None or state.api_name not in names:
         raise ValueError(f"VirtualBox {version[0]}.{version[1]} has no machine state {name!r}")
     return names.index(state.api_name)
+
+
+class AdditionsRunLevel(IntEnum):
+    """``AdditionsRunLevelType``: how far the Guest Additions have come up in the guest."""
+
+    NONE = 0
+    """No Additions report (not installed, or the guest has not loaded them yet)."""
+    SYSTEM = 1
+    """The kernel driver runs; VBoxService does not yet: no guest properties, no guest control."""
+    USERLAND = 2
+    """VBoxService runs: guest properties are published and guest sessions start (exec, files)."""
+    DESKTOP = 3
+    """A user is logged in to the desktop with VBoxClient running."""
+
+
+def additions_ready(run_level: int) -> bool:
+    """Whether Additions at *run_level* serve guest control, the bar for "the guest is ready".
+
+    ``System`` is reached early in a boot, before VBoxService starts; a guest session
+    started then fails or never starts, so both transports wait for ``Userland``.
+    """
+    return run_level >= AdditionsRunLevel.USERLAND

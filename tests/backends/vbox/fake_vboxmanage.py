@@ -13,10 +13,35 @@ unescaped snapshot names), the stderr triplet ``error:``/``Details: code …``/
 write-lock failures of ``modifyvm``/``storagectl``/``storageattach`` on a running VM,
 snapshots, linked clones, guest properties and ``guestcontrol``.
 
+From VBoxManageControlVM.cpp / VBoxManageModifyVM.cpp / MediumImpl.cpp / MachineImpl.cpp
+(VirtualBox 7.0 sources):
+
+* ``controlvm <vm> nic<N> null|nat|bridged <if>|hostonly <if>|intnet <net>|natnetwork <net>|
+  generic <driver>`` and ``setlinkstate<N> on|off`` change a running VM's NIC live;
+  ``controlvm`` of a VM without a VM process prints ``Machine '<vm>' is not currently
+  running.``; a disabled NIC's attachment is not changed (an error line, exit status 0);
+  ``bridged``/``hostonly`` warn about an unknown host interface; usage errors exit 1.
+* ``modifyvm`` on a Saved VM: the NIC attachment, its network name and the cable change
+  (``MutableOrSavedOrRunning`` setters; ``--nic<N>`` does not re-enable an enabled NIC);
+  every other option fails with "The machine is not mutable (state is Saved)", and nothing
+  is changed.
+* Guest Additions after a boot (start from off, reset, reboot from inside): the first
+  :data:`SYSTEM_POLLS` showvminfo reads report run level 1 (System: VBoxService not up, no
+  guest properties, guest control refused), later reads 2 (Userland).
+* Deleting a snapshot a linked clone was made from fails (E_FAIL "Hard disk '…' has more
+  than one child hard disk (2)": the clone's disk is a second child, VirtualBox does not
+  multi-merge).
+* ``list hdds`` prints ``In use by VMs:`` (one VM per line, snapshots in brackets).
+  Deleting a medium that has children is refused ("Cannot close medium '…' because it has
+  N child media", VBOX_E_OBJECT_IN_USE): ``unregistervm --delete`` of a VM whose disk
+  backs a linked clone unregisters it, deletes the media before that one, then fails,
+  leaving the settings file -- half-deleted, as VirtualBox does.
+
 Fault knobs in the state file: ``faults.hang`` (command name → sleeps an hour),
 ``faults.garbage`` (command name → prints nonsense and exits 0), ``vms[id].locked``
 (a phantom session holds the lock), ``vms[id].guest.acpi`` (False: ACPI is ignored),
-``vms[id].guest.additions`` (False: no Guest Additions), ``acpi_delay`` (seconds
+``vms[id].guest.additions`` (False: no Guest Additions), ``vms[id].guest.runlevel`` (a
+fixed Additions run level), ``system_polls`` (System-phase reads after a boot), ``acpi_delay`` (seconds
 before an ACPI shutdown completes). ``violations`` records secrets seen on a
 command line.
 """
@@ -34,6 +59,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 VERSIONS = {"6.1": "6.1.50r161033", "7.0": "7.0.20r163906", "7.1": "7.1.4r165100"}
+SYSTEM_POLLS = 2
+"""showvminfo reads after a boot that still see the Additions at System (run level 1)."""
+SYSTEM, USERLAND = 1, 2
+_NIC_NETWORK_KEYS = ("bridgeadapter", "hostonlyadapter", "intnet", "nat-network", "genericdrv")
+_NIC_SAVED_OK = frozenset({"nic", "cableconnected", "bridgeadapter", "hostonlyadapter", "intnet", "nat-network"})
+"""modifyvm NIC options a Saved VM takes (INetworkAdapter's MutableOrSavedOrRunning setters)."""
 _TERMINAL_ONLINE = ("running", "paused", "gurumeditation", "livesnapshotting", "onlinesnapshotting")
 
 
@@ -42,9 +73,10 @@ class Hang(Exception):
 
 
 class Fail(Exception):
-    def __init__(self, lines: list[str], code: str = "", rc: int = 1, context: str = "") -> None:
+    def __init__(self, lines: list[str], code: str = "", rc: int = 1, context: str = "", usage: bool = False) -> None:
         super().__init__(lines[0] if lines else "")
         self.lines, self.code, self.rc, self.context = lines, code, rc, context
+        self.usage = usage or rc == 2
 
 
 CODES = {
@@ -53,6 +85,7 @@ CODES = {
     "VBOX_E_FILE_ERROR": "0x80bb0004",
     "VBOX_E_IPRT_ERROR": "0x80bb0005",
     "VBOX_E_INVALID_OBJECT_STATE": "0x80bb0007",
+    "VBOX_E_OBJECT_IN_USE": "0x80bb000c",
     "E_INVALIDARG": "0x80070057",
 }
 
@@ -63,6 +96,11 @@ def fail(msg: str, code: str = "", context: str = "") -> NoReturn:
 
 def syntax(msg: str) -> NoReturn:
     raise Fail([msg], "", 2)
+
+
+def usage_error(msg: str) -> NoReturn:
+    """``errorSyntax`` inside controlvm: the message and the usage, but exit status 1 (controlvm ignores the 2)."""
+    raise Fail([msg], "", 1, usage=True)
 
 
 def esc(value: str) -> str:
@@ -120,13 +158,19 @@ class Fake:
                 '"LockMachine(a->session, LockType_Write)" at line 554 of file VBoxManageModifyVM.cpp',
             )
 
-    def mutable(self, vm: dict[str, Any]) -> None:
-        self.write_lock(vm)
-        if vm["state"] in ("saved", "aborted-saved"):
-            fail("The machine is not mutable (state is Saved)", "VBOX_E_INVALID_VM_STATE")
+    def require_mutable(self, vm: dict[str, Any], option: str, value: str) -> None:
+        """A modifyvm option's state dependency: a Saved VM takes NIC attachment and cable changes only."""
+        if vm["state"] not in ("saved", "aborted-saved"):
+            return
+        name = option[2:].rstrip("0123456789")
+        slot = option[2 + len(name) :]
+        enabled = vm["nics"].get(slot, {}).get("mode", "none") != "none"
+        if name in _NIC_SAVED_OK and not (name == "nic" and (value == "none" or not enabled)):
+            return  # --nic<N> on an enabled NIC does not re-enable it (VBoxManageModifyVM.cpp)
+        fail(f"The machine is not mutable (state is {state_api(vm['state'])})", "VBOX_E_INVALID_VM_STATE")
 
-    def not_running(self, vm: dict[str, Any]) -> NoReturn:
-        fail(f"Machine '{vm['name']}' is not currently running")
+    def not_running(self, ref: str) -> NoReturn:
+        fail(f"Machine '{ref}' is not currently running.")
 
     def opts(self, args: list[str], known: dict[str, bool]) -> tuple[dict[str, str], list[str]]:
         """Parse ``--opt value`` / ``--opt=value`` / flags; ``known`` maps option → takes a value."""
@@ -261,6 +305,8 @@ class Fake:
                 self.p("Storage format: VDI")
                 self.p(f"Capacity:       {med['size']} MBytes")
                 self.p("Encryption:     disabled")
+                for i, user in enumerate(self.medium_users(med)):  # showMediumInfo: one VM per line
+                    self.p(f"{'In use by VMs:  ' if i == 0 else ' ' * 16}{user['name']} (UUID: {user['uuid']})")
                 self.p()
         else:
             syntax(f"Invalid parameter '{kind}'")
@@ -321,7 +367,7 @@ class Fake:
             lines.append(f'macaddress{slot}="{nic["mac"]}"')
             lines.append(f'cableconnected{slot}="{nic.get("cable", "on")}"')
             lines.append(f'nic{slot}="{mode}"')
-            for opt in ("bridgeadapter", "hostonlyadapter", "intnet", "nat-network"):
+            for opt in _NIC_NETWORK_KEYS:
                 if opt in nic:
                     lines.append(f'{opt}{slot}="{esc(nic[opt])}"')
             lines.append(f'nictype{slot}="{nic.get("type", "82540EM")}"')
@@ -337,7 +383,7 @@ class Fake:
             lines.append(f'description="{esc(vm["description"])}"')
         lines += self.snapshot_lines(vm)
         if vm["state"] in _TERMINAL_ONLINE and vm["guest"].get("additions", True):
-            lines.append(f"GuestAdditionsRunLevel={vm['guest'].get('runlevel', 2)}")
+            lines.append(f"GuestAdditionsRunLevel={self.additions_level(vm, poll=True)}")
             lines.append(f'GuestAdditionsVersion="{VERSIONS[self.profile].replace("r", " r")}"')
         return lines
 
@@ -424,7 +470,9 @@ class Fake:
         for i in range(1, 5):
             known[f"--boot{i}"] = True
         opts, _ = self.opts(args[1:], known)
-        self.mutable(vm)
+        self.write_lock(vm)
+        for key, val in opts.items():  # all checked first: modifyvm saves all or nothing
+            self.require_mutable(vm, key, val)
         for key, val in opts.items():
             if key == "--cpus":
                 vm["cpus"] = int(val)
@@ -462,9 +510,7 @@ class Fake:
                     if val == "none":
                         vm["nics"][slot] = {"mode": "none", "mac": nic["mac"]}
                         continue
-                    nic["mode"] = val
-                    for stale in ("bridgeadapter", "hostonlyadapter", "intnet", "nat-network"):
-                        nic.pop(stale, None)
+                    attach(nic, val)
                 elif opt == "nictype":
                     nic["type"] = val
                 elif opt == "macaddress":
@@ -525,6 +571,11 @@ class Fake:
                              "VBOX_E_OBJECT_IN_USE")  # fmt: skip
         vm["attachments"][key] = {"type": kind, "medium": medium}
 
+    def medium_users(self, med: dict[str, Any]) -> list[dict[str, Any]]:
+        """The VMs a medium is attached to (``IMedium.machineIds``)."""
+        return [vm for vm in self.s["vms"].values()
+                if any(a["medium"] == med["path"] for a in vm["attachments"].values())]  # fmt: skip
+
     def find_medium(self, ref: str) -> dict[str, Any] | None:
         for med in self.s["media"].values():
             if ref in (med["uuid"], med["path"]):
@@ -551,12 +602,30 @@ class Fake:
         med = self.find_medium(ref)
         if med is None:
             fail(f"Could not find file for the medium '{ref}' (VERR_FILE_NOT_FOUND)", "VBOX_E_FILE_ERROR")
-        for vm in self.s["vms"].values():
-            if any(a["medium"] == med["path"] for a in vm["attachments"].values()):
-                fail(f"Cannot close medium '{med['path']}' because it has 1 child media", "VBOX_E_OBJECT_IN_USE")
+        users = [vm for vm in self.s["vms"].values() if any(a["medium"] == med["path"]
+                                                              for a in vm["attachments"].values())]  # fmt: skip
+        if users:
+            fail(f"Medium '{med['path']}' cannot be closed because it is still attached to {len(users)} virtual "
+                 "machines", "VBOX_E_OBJECT_IN_USE")  # fmt: skip
+        self.refuse_if_parent(med)
         self.s["media"].pop(med["path"])
         if "--delete" in opts:
             Path(med["path"]).unlink(missing_ok=True)
+
+    def refuse_multi_merge(self, snap: dict[str, Any]) -> None:
+        """Deleting a snapshot merges its disk with the one child the VM's current state uses; a linked clone
+        made from the snapshot is a second child, and VirtualBox does not multi-merge (E_FAIL)."""
+        clones = [m for m in self.s["media"].values() if m.get("snapshot") == snap["uuid"]]
+        if clones:
+            base = next((m["path"] for m in self.s["media"].values() if m["uuid"] == clones[0]["parent"]), "?")
+            fail(f"Hard disk '{base}' has more than one child hard disk ({len(clones) + 1})", "E_FAIL")
+
+    def refuse_if_parent(self, med: dict[str, Any], *before: str) -> None:
+        """``Medium::i_canClose``: a medium with differencing children can be neither closed nor deleted."""
+        children = [m for m in self.s["media"].values() if m.get("parent") == med["uuid"]]
+        if children:
+            raise Fail([*before, f"Cannot close medium '{med['path']}' because it has {len(children)} child media"],
+                       "VBOX_E_OBJECT_IN_USE")  # fmt: skip
 
     def cmd_modifymedium(self, args: list[str]) -> None:
         opts, rest = self.opts(args, {"--resize": True, "--compact": False})
@@ -574,16 +643,20 @@ class Fake:
         vm = self.vm(rest[0])
         if self.online(vm):
             fail(f"Cannot unregister the machine '{vm['name']}' while it is locked", "VBOX_E_INVALID_OBJECT_STATE")
-        self.s["vms"].pop(vm["uuid"])
+        self.s["vms"].pop(vm["uuid"])  # Unregister comes first: a failure below leaves the VM half-deleted
         if opts:
+            self.p("0%...")
             for att in vm["attachments"].values():
-                med = self.s["media"].pop(att["medium"], None)
+                med = self.s["media"].get(att["medium"])
                 if med:
+                    self.refuse_if_parent(med, "Machine delete failed")
+                    self.s["media"].pop(med["path"])
                     Path(med["path"]).unlink(missing_ok=True)
             for snap in vm["snapshots"]:
                 for path in snap.get("diffs", []):
                     self.s["media"].pop(path, None)
             Path(vm["cfg"]).unlink(missing_ok=True)
+            self.p("10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
 
     def cmd_startvm(self, args: list[str]) -> None:
         _opts, rest = self.opts(args, {"--type": True, "--putenv": True})
@@ -595,8 +668,9 @@ class Fake:
             if vm["state"] == "aborted-saved" and not self.v7:
                 fail("Invalid machine state: aborted-saved")
             self.p(f'Waiting for VM "{vm["name"]}" to power on...')
+            if vm["state"] != "saved":  # a restore resumes the running guest: no boot
+                boot(vm)
             vm["state"] = "running"
-            vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
             self.p(f'VM "{vm["name"]}" has been successfully started.')
 
     def cmd_controlvm(self, args: list[str]) -> None:
@@ -606,8 +680,10 @@ class Fake:
         action = args[1]
         state = vm["state"]
         if state not in _TERMINAL_ONLINE:
-            self.not_running(vm)
-        if action == "pause":
+            self.not_running(args[0])
+        if action.startswith(("setlinkstate", "nic")) and not action.startswith(("nictrace", "nicprop", "nicpromisc")):
+            self.controlvm_nic(vm, action, args[2:])
+        elif action == "pause":
             if state != "running":
                 fail(f"Invalid machine state: {state_api(state)}", "VBOX_E_INVALID_VM_STATE")
             vm["state"] = "paused"
@@ -618,7 +694,7 @@ class Fake:
         elif action == "reset":
             if state != "running":
                 fail(f"Invalid machine state: {state_api(state)}", "VBOX_E_INVALID_VM_STATE")
-            vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
+            boot(vm)
         elif action == "poweroff":
             self.p("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%")
             vm["state"] = "poweroff"
@@ -635,10 +711,47 @@ class Fake:
                 vm["pending"] = ["poweroff", self.now + float(self.s.get("acpi_delay", 0.0))]
         elif action == "cpuexecutioncap":
             vm["cap"] = int(args[2])
-        elif action.startswith("setlinkstate"):
-            vm["nics"][action[len("setlinkstate") :]]["cable"] = args[2]
         else:
-            syntax(f"Invalid parameter '{action}'")
+            usage_error(f"Invalid parameter '{action}'.")
+
+    def controlvm_nic(self, vm: dict[str, Any], action: str, rest: list[str]) -> None:
+        """``nic<N> <type> [<name>]`` / ``setlinkstate<N> on|off`` on a running VM (VBoxManageControlVM.cpp)."""
+        prefix = "setlinkstate" if action.startswith("setlinkstate") else "nic"
+        slot = action[len(prefix) :]
+        if not (slot.isdigit() and 1 <= int(slot) <= 8):
+            fail(f"Invalid NIC number '{slot}'.")
+        if not rest:
+            usage_error(f"Missing argument to '{action}'.")
+        nic = vm["nics"].setdefault(slot, {"mode": "none", "mac": mac(), "type": "82540EM"})
+        if prefix == "setlinkstate":
+            if rest[0] not in _BOOLS:
+                usage_error(f"Invalid link state '{rest[0]}'.")
+            nic["cable"] = "on" if _BOOLS[rest[0]] else "off"
+            return
+        if nic.get("mode", "none") == "none":  # RTMsgError only: VBoxManage still exits 0
+            self.err.append(f"VBoxManage: error: The NIC {slot} is currently disabled and thus its attachment "
+                            "type can't be changed.")  # fmt: skip
+            return
+        kind = "bridged" if rest[0] == "hostif" else rest[0]  # "hostif": the old name of bridged
+        if kind not in _CONTROLVM_NIC_TYPES:
+            usage_error(f"Invalid type '{rest[0]}' specfied for NIC {slot}.")  # sic: VirtualBox's spelling
+        key = _CONTROLVM_NIC_TYPES[kind]
+        if key and len(rest) < 2:
+            usage_error(f"Missing argument to '{rest[0]}'.")
+        if kind in ("bridged", "hostonly"):
+            self.warn_host_interface(rest[1], kind)
+        # "nat <name>" sets the (unused) NAT network name of a NAT attachment; showvminfo does not show it.
+        attach(nic, kind, key, rest[1] if key else "")
+
+    def warn_host_interface(self, name: str, kind: str) -> None:
+        """``verifyHostNetworkInterfaceName``: a warning, not an error, for an unknown or other-type interface."""
+        hostonly = set(self.s.get("hostonlyifs", {"vboxnet0": ""}))
+        kinds = {**{n: "host-only" for n in hostonly}, "eth0": "bridged"}
+        wanted = "host-only" if kind == "hostonly" else "bridged"
+        if name not in kinds:
+            self.err.append(f'VBoxManage: warning: Interface "{name}" doesn\'t seem to exist')
+        elif kinds[name] != wanted:
+            self.err.append(f'VBoxManage: warning: Interface "{name}" is of type {kinds[name]}')
 
     def cmd_discardstate(self, args: list[str]) -> None:
         vm = self.vm(args[0])
@@ -690,6 +803,7 @@ class Fake:
             if len(children) > 1:
                 fail(f"Snapshot '{snap['name']}' of the machine '{vm['name']}' has more than one child snapshot "
                      f"({len(children)})", "VBOX_E_INVALID_OBJECT_STATE")  # fmt: skip
+            self.refuse_multi_merge(snap)
             for child in children:
                 child["parent"] = snap["parent"]
             if vm.get("current") == snap["uuid"]:
@@ -747,6 +861,7 @@ class Fake:
             med = {"uuid": str(uuidlib.uuid4()), "path": path, "size": src["size"]}
             if linked:
                 med["parent"] = src["uuid"]
+                med["snapshot"] = snap["uuid"] if snap else None  # the snapshot whose disk state it grows from
             self.s["media"][path] = med
             att["medium"] = path
         self.s["vms"][new_uuid] = clone
@@ -770,8 +885,20 @@ class Fake:
         else:
             self.p("No value set!")
 
+    def additions_level(self, vm: dict[str, Any], *, poll: bool = False) -> int:
+        """The Additions run level: System for a few *poll*s (showvminfo reads) after a boot, then Userland."""
+        guest = vm["guest"]
+        if "runlevel" in guest:
+            return int(guest["runlevel"])
+        polls = guest.get("polls")
+        if polls is None:
+            return USERLAND  # not booted by this fake (a test set the state): already up
+        if poll and vm["state"] == "running":
+            guest["polls"] = polls + 1
+        return SYSTEM if polls < int(self.s.get("system_polls", SYSTEM_POLLS)) else USERLAND
+
     def guest_props(self, vm: dict[str, Any]) -> dict[str, str]:
-        if vm["state"] not in _TERMINAL_ONLINE or not vm["guest"].get("additions", True):
+        if not self.additions_up(vm):
             return {}
         props = {
             "/VirtualBox/GuestAdd/Version": VERSIONS[self.profile].split("r")[0],
@@ -789,6 +916,11 @@ class Fake:
             props[f"/VirtualBox/GuestInfo/Net/{i}/Status"] = "Up"
         props.update(vm["guest"].get("props", {}))
         return props
+
+    def additions_up(self, vm: dict[str, Any]) -> bool:
+        """VBoxService runs: guest properties are published and guest control answers (Userland)."""
+        running = vm["state"] in _TERMINAL_ONLINE and vm["guest"].get("additions", True)
+        return bool(running) and self.additions_level(vm) >= USERLAND
 
     def cmd_guestproperty(self, args: list[str]) -> None:
         action, vm = args[0], self.vm(args[1])
@@ -820,7 +952,7 @@ class Fake:
             args, tail = args[:idx], args[idx + 1 :]
         envs = [args[i + 1] for i, a in enumerate(args) if a == "--putenv"]
         opts, rest = self.opts(args[2:], known)
-        if vm["state"] not in _TERMINAL_ONLINE or not vm["guest"].get("additions", True):
+        if not self.additions_up(vm):
             fail("Guest Additions are not installed or not running in the guest", "VBOX_E_IPRT_ERROR")
         if "--username" not in opts:
             syntax("No user name specified!")
@@ -841,7 +973,7 @@ class Fake:
                 syntax("No program to run specified")
             name = os.path.basename(argv[0])
             if name in ("shutdown", "reboot", "shutdown.exe"):
-                vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
+                boot(vm)
                 return 0
             timeout = int(opts.get("--timeout", "0")) / 1000.0 or 3600.0
             code, out, err = run_in_guest(vm, fs, argv, envs, timeout)
@@ -867,6 +999,34 @@ class Fake:
             Path(dst).write_bytes(fs.read(src))
             return 0
         syntax(f"Invalid sub-command '{action}'")
+
+
+_BOOLS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+_CONTROLVM_NIC_TYPES: dict[str, str | None] = {
+    # controlvm nic<N> type -> the showvminfo key of the name it takes (None: takes none)
+    "null": None,
+    "nat": None,
+    "bridged": "bridgeadapter",
+    "hostonly": "hostonlyadapter",
+    "intnet": "intnet",
+    "natnetwork": "nat-network",
+    "generic": "genericdrv",
+}
+
+
+def attach(nic: dict[str, Any], mode: str, key: str | None = None, name: str = "") -> None:
+    """Attach *nic* as *mode* (to *name*, kept under *key*): showvminfo then shows that attachment's name only."""
+    nic["mode"] = mode
+    for stale in _NIC_NETWORK_KEYS:
+        nic.pop(stale, None)
+    if key:
+        nic[key] = name
+
+
+def boot(vm: dict[str, Any]) -> None:
+    """The guest (re)boots: the Additions start over at System (see :meth:`Fake.additions_level`)."""
+    vm["guest"]["boots"] = vm["guest"].get("boots", 0) + 1
+    vm["guest"]["polls"] = 0
 
 
 def state_api(cli: str) -> str:
@@ -949,7 +1109,7 @@ def execute(state_path: str, argv: list[str]) -> tuple[int, str, str]:
             if exc.context or exc.code:
                 context = exc.context or '"Call()" at line 1 of file fake.cpp'
                 fake.err.append(f"VBoxManage: error: Context: {context}")
-            if exc.rc == 2:
+            if exc.usage:
                 fake.err.append("Usage: VBoxManage <command> [options]  (see VBoxManage --help)")
         tmp = state_path + ".tmp"
         Path(tmp).write_text(json.dumps(state))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from virtabstract_vbox import _api_guest
 from virtabstract_vbox._api_backend import VBoxApiBackend
-from virtabstract_vbox._api_guest import _first_port, _octets
-from virtabstract_vbox._backend import VRDE_PASSWORD_KEY, VRDE_USER, VBoxBackend
+from virtabstract_vbox._api_guest import _octets
+from virtabstract_vbox._backend import VRDE_PASSWORD_KEY, VRDE_USER, VBoxBackend, first_port
 
 import virtabstract
 from virtabstract import Capability, OSFamily, PowerState, Secret, VMSpec
@@ -26,7 +26,15 @@ from virtabstract.errors import (
 
 from .conftest import GUEST_PASSWORD, GUEST_USER
 from .fake_com import VERSIONS, COMError
-from .fake_com.guest import ADDITIONS_POLLS, FILE_CHUNK, READ_CHUNK, FakeGuest, guest_os, open_guest_sessions
+from .fake_com.guest import (
+    ADDITIONS_POLLS,
+    FILE_CHUNK,
+    READ_CHUNK,
+    SYSTEM_POLLS,
+    FakeGuest,
+    guest_os,
+    open_guest_sessions,
+)
 
 BINARY = bytes(range(256)) * 3 + b"\x00tail\r\n"
 
@@ -69,7 +77,7 @@ def test_octets(value: Any, expected: bytes) -> None:
     ("ports", "expected"), [("5000-5099", 5000), ("3389", 3389), ("5000,6000-6010", 5000), ("", None), ("0", None)]
 )
 def test_first_vrde_port(ports: str, expected: int | None) -> None:
-    assert _first_port(ports) == expected
+    assert first_port(ports) == expected
 
 
 def test_capabilities_are_the_vboxmanage_transports() -> None:
@@ -84,6 +92,9 @@ def test_additions_come_up_after_some_polls(fake_com: Any, guest_hv: virtabstrac
     for _ in range(ADDITIONS_POLLS):  # the transient: right after the start, no Additions answer
         with pytest.raises(GuestAgentUnavailable, match="not running"):
             vm.guest.info()
+    for _ in range(SYSTEM_POLLS):  # then the driver reports (System), but VBoxService is not up: not ready
+        early = vm.guest.info()
+        assert not early.ready and early.agent_version == VERSIONS[fake_com.server.profile][0]
     info = vm.guest.info()
     assert info.ready and info.agent == "guest-additions"
     assert info.agent_version == VERSIONS[fake_com.server.profile][0]

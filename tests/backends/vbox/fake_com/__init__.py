@@ -63,6 +63,7 @@ from .machine import (
     capture_hardware,
     check_port,
     machine_enums,
+    multi_merge_error,
     new_controller,
 )
 
@@ -618,16 +619,38 @@ class FakeMachine(CloneSourceMixin, _MachineView):
         return media if mode in ("DetachAllReturnHardDisksOnly", "Full") else []
 
     def deleteConfig(self, media: list[Any]) -> FakeProgress:
-        """Delete the settings files and the given media."""
+        """Delete the given media in order, then the settings files (``Machine::i_deleteConfigHandler``).
+
+        A medium that still has children stops the task there: the progress fails with
+        ``i_canClose``'s error, the media before it are gone and the settings file stays.
+        """
         if self._registered:
             raise _err("VBOX_E_INVALID_VM_STATE", "Cannot delete settings of a registered machine")
+        deletable, refusal = _deletable_prefix(media)
+        if refusal is not None:
+            self._server.fail_next.setdefault("deleteConfig", ("VBOX_E_OBJECT_IN_USE", str(refusal.msg)))
 
         def done() -> None:
             for medium in media:
                 medium._delete()
             Path(self._data["settingsFilePath"]).unlink(missing_ok=True)
 
-        return FakeProgress(self._server, "deleteConfig", ["Deleting files"], done)
+        def failed() -> None:
+            for medium in deletable:
+                medium._delete()
+
+        return FakeProgress(self._server, "deleteConfig", ["Deleting files"], done, failed)
+
+
+def _deletable_prefix(media: list[Any]) -> tuple[list[Any], Any]:
+    """The media deleting *media* in order gets through, and the error of the first it cannot delete (or None)."""
+    deleted: list[Any] = []
+    for medium in media:
+        error = medium._close_error(ignoring=deleted)
+        if error is not None:
+            return deleted, error
+        deleted.append(medium)
+    return deleted, None
 
 
 class SessionMachine(SessionMachineMixin, _MachineView):
@@ -799,6 +822,9 @@ class SessionMachine(SessionMachineMixin, _MachineView):
                 f"'{machine._data['name']}' has more than one child snapshot "
                 f"({len(snap.children)})",
             )
+        refusal = multi_merge_error(snap)
+        if refusal is not None:
+            self._server.fail_next.setdefault("deleteSnapshot", refusal)
         before = machine._state
         machine._set_state("DeletingSnapshotOnline" if before in ("Running", "Paused") else "DeletingSnapshot")
 
@@ -984,6 +1010,7 @@ class FakeMedium(MediumMixin):
         self.deviceType = device_type
         self.parent = None
         self.variant = [0]
+        self._base_snapshot: Any = None  # a linked clone's disk: the snapshot it was made from
 
     def createBaseStorage(self, logical_size: int, variant: list[int]) -> FakeProgress:
         """Create the image file."""
@@ -1009,14 +1036,31 @@ class FakeMedium(MediumMixin):
             self._server.media.remove(self)
 
     def deleteStorage(self) -> FakeProgress:
-        """Delete the file (the medium must not be attached)."""
-        for machine in self._server.machines:
-            if any(a["medium"] is self for a in machine._data["attachments"]):
-                raise _err("VBOX_E_OBJECT_IN_USE", f"Medium '{self.location}' is attached to a virtual machine")
+        """Delete the file (refused while a machine uses the medium or differencing children hang off it)."""
+        users = self.machineIds
+        if users:
+            raise _err(
+                "VBOX_E_OBJECT_IN_USE",
+                f"Cannot delete storage: medium '{self.location}' is still attached to the following {len(users)} "
+                f"virtual machine(s): {', '.join(users)}",
+            )
+        error = self._close_error()
+        if error is not None:
+            raise error
         return _done(self._server, "deleteStorage", self._delete)
 
     def close(self) -> None:
-        """Forget the medium (the file stays)."""
+        """Forget the medium (the file stays); refused while a machine uses it or it has children (``i_close``)."""
+        users = self.machineIds
+        if users:
+            raise _err(
+                "VBOX_E_OBJECT_IN_USE",
+                f"Medium '{self.location}' cannot be closed because it is still attached to {len(users)} virtual "
+                "machines",
+            )
+        error = self._close_error()
+        if error is not None:
+            raise error
         if self in self._server.media:
             self._server.media.remove(self)
 

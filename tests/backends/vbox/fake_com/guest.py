@@ -9,8 +9,10 @@ guest-control test driver (ValidationKit ``tdAddGuestCtrl.py``), not from a real
 
 * Additions come up some polls after a boot: ``IGuest.additionsRunLevel`` reads ``None`` (0) for
   :data:`ADDITIONS_POLLS` reads after the VM starts (a new ``Starting``), is reset or is rebooted
-  from inside, then ``Userland`` (2); the ``/VirtualBox/GuestAdd/*`` and ``/VirtualBox/GuestInfo/*``
-  properties appear with it. (A real boot's short ``System``-only phase is not modelled.)
+  from inside, then ``System`` (1: the driver reports, with ``additionsVersion``, but VBoxService
+  is not up: no guest properties, no guest session) for :data:`SYSTEM_POLLS` reads, then
+  ``Userland`` (2); the ``/VirtualBox/GuestAdd/*`` and ``/VirtualBox/GuestInfo/*`` properties
+  appear with Userland.
 * ``IGuest.createSession(user, password, domain, name)``: E_INVALIDARG without a user; on 7.x,
   VBOX_E_GSTCTL_GUEST_ERROR "Guest Additions are not installed or not ready (yet)" while
   VBoxService is not up (on 6.1 the session is created and simply never starts). A session starts
@@ -62,15 +64,17 @@ from ..conftest import GUEST_PASSWORD, GUEST_USER
 from ..fake_vboxmanage import guest_fs, run_in_guest, save_fs
 from . import VERSIONS, COMError, FakeMachine, FakeServer, _err
 
-ADDITIONS_POLLS = 2
+ADDITIONS_POLLS = 1
 """How many ``IGuest.additionsRunLevel`` reads after a boot still see no Additions."""
+SYSTEM_POLLS = 1
+"""How many reads after those see the Additions at ``System`` only (before VBoxService starts)."""
 READ_CHUNK = 40
 """Bytes one ``IProcess.read`` hands out at most (small: the backend must loop)."""
 FILE_CHUNK = 100
 """Bytes one ``IFile.read`` returns / one ``IFile.write`` takes at most."""
 WAIT_SLICE_MS = 50
 """A wait with nothing to report sleeps at most this long, then returns Timeout."""
-USERLAND = 2
+SYSTEM, USERLAND = 1, 2
 
 GUEST_ENUMS: dict[str, dict[str, int]] = {
     "AdditionsRunLevelType": {"None": 0, "System": 1, "Userland": 2, "Desktop": 3},
@@ -167,10 +171,9 @@ class GuestOS:
         if boot != self._boot:
             self._boot, self._polls, self._level = boot, 0, 0
         if poll:
-            if self._polls < ADDITIONS_POLLS:
-                self._polls += 1
-            else:
-                self._level = USERLAND
+            self._polls += 1
+            self._level = (0 if self._polls <= ADDITIONS_POLLS
+                           else SYSTEM if self._polls <= ADDITIONS_POLLS + SYSTEM_POLLS else USERLAND)  # fmt: skip
         return self._level
 
     def reboot(self) -> None:

@@ -17,8 +17,16 @@ reproduce, from the SDK reference and VirtualBox's Main/src-server sources
   other than ``MachineState``, and ``KeepAllMACs`` with ``KeepNATMACs`` are E_INVALIDARG.
   Cloning the current state of a running VM fails in the progress: its media are locked
   for writing (VBOX_E_INVALID_OBJECT_STATE). Only ``CloneMode.MachineState`` is
-  implemented by the fake (E_NOTIMPL for the other modes).
-* ``IMedium``: ``name``, ``children``, ``state``; ``resize(bytes)`` returns an IProgress
+  implemented by the fake (E_NOTIMPL for the other modes). Deleting the snapshot a linked
+  clone was made from fails in its progress (E_FAIL "Hard disk '…' has more than one child
+  hard disk (2)": the clone's disk is a second child, and VirtualBox does not multi-merge).
+* ``IMedium``: ``name``, ``children``, ``machineIds`` (current state and snapshots),
+  ``state``; a medium with children can be neither closed nor deleted
+  (``Medium::i_canClose``: VBOX_E_OBJECT_IN_USE "Cannot close medium '…' because it has N
+  child media"): ``deleteStorage`` refuses at once, and ``IMachine.deleteConfig`` -- run after
+  ``unregister``, deleting its media in order -- fails in its progress at such a medium,
+  having deleted the ones before it and leaving the settings file: the machine is
+  half-deleted, as in VirtualBox. ``resize(bytes)`` returns an IProgress
   (VDI/VHD only, else VBOX_E_NOT_SUPPORTED; VBOX_E_INVALID_OBJECT_STATE while a running VM
   holds the medium; shrinking fails in the progress with VBOX_E_NOT_SUPPORTED);
   ``createDiffStorage(target, variant)`` returns an IProgress (the target's storage must not
@@ -52,7 +60,7 @@ from __future__ import annotations
 import copy
 import types
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -438,10 +446,10 @@ class CloneSourceMixin:
             f"Create Machine Clone '{target._data['name']}' ...",
         ]
         saved = state == "Saved" or bool(snapshot is not None and snapshot.online)
-        return _progress(server, "cloneTo", descriptions, lambda: _finish_clone(data, target, opts, saved))
+        return _progress(server, "cloneTo", descriptions, lambda: _finish_clone(data, target, opts, saved, snapshot))
 
 
-def _finish_clone(data: dict[str, Any], target: Any, opts: set[str], saved: bool) -> None:
+def _finish_clone(data: dict[str, Any], target: Any, opts: set[str], saved: bool, snapshot: Any) -> None:
     from . import FakeMedium
 
     server = target._server
@@ -462,6 +470,7 @@ def _finish_clone(data: dict[str, Any], target: Any, opts: set[str], saved: bool
         if "Link" in opts:
             medium = FakeMedium(server, str(folder / "Snapshots" / f"{{{uuidlib.uuid4()}}}.vdi"), HARD_DISK)
             make_diff(source, medium, [_DIFF_VARIANT])
+            medium._base_snapshot = snapshot  # a second child of that snapshot's disk (see multi_merge_error)
         else:
             count += 1
             medium = FakeMedium(server, str(folder / _clone_disk_name(source, data["name"], new["name"], count, opts)),
@@ -489,6 +498,18 @@ def _write_image(medium: Any, logical_size: int, variant: list[int]) -> None:
     medium.logicalSize = logical_size
     medium.variant = variant
     medium._server.media.append(medium)
+
+
+def multi_merge_error(snapshot: Any) -> tuple[str, str] | None:
+    """Why deleting *snapshot* fails, if it does: a linked clone made from it is a second child of its disk.
+
+    Deleting a snapshot merges its disk with the one child the machine's current state uses;
+    VirtualBox does not merge a disk with several children (SnapshotImpl.cpp, E_FAIL).
+    """
+    clones = [m for m in snapshot._origin._server.media if m._base_snapshot is snapshot]
+    if not clones:
+        return None
+    return "E_FAIL", f"Hard disk '{clones[0].parent.location}' has more than one child hard disk ({len(clones) + 1})"
 
 
 def make_diff(parent: Any, target: Any, variant: list[int]) -> None:
@@ -560,6 +581,28 @@ class MediumMixin:
     def children(self) -> list[Any]:
         """Differencing images based on this one."""
         return [m for m in self._server.media if m.parent is self]
+
+    @property
+    def machineIds(self) -> list[str]:
+        """UUIDs of the registered machines using this medium, in their current state or a snapshot."""
+        found = []
+        for machine in self._server.machines:
+            attachments = [*machine._data["attachments"], *(a for s in machine._snapshots
+                                                            for a in s.hardware["attachments"])]  # fmt: skip
+            if any(a["medium"] is self for a in attachments):
+                found.append(machine._data["id"])
+        return found
+
+    def _close_error(self, ignoring: Sequence[Any] = ()) -> Exception | None:
+        """``Medium::i_canClose``: the error closing or deleting this medium meets (its children), if any.
+
+        :param ignoring: children already gone by then (deleted earlier in the same task).
+        """
+        children = [c for c in self.children if c not in ignoring]
+        if not children:
+            return None
+        return _err("VBOX_E_OBJECT_IN_USE", f"Cannot close medium '{self.location}' because it has {len(children)} "
+                                            "child media")  # fmt: skip
 
     def _locked_for_writing(self) -> bool:
         online = _online_states()
