@@ -50,7 +50,7 @@ from virtabstract._spec import CdRom, Disk, Nic
 from virtabstract.errors import BackendError, InvalidState, SpecError, UnsupportedOperation, VirtAbstractError
 
 from . import _devices, _guest, _sdk, _snapshots, _storage
-from ._connection import LibvirtConnection
+from ._connection import LIFECYCLE, LibvirtConnection
 from ._errors import GUEST, map_libvirt_errors
 from ._states import power_state
 from ._uri import OPTIONS, parse_options
@@ -278,6 +278,7 @@ class KVMBackend(Backend):
     def list_vms(self) -> list[VMInfo]:
         """Every domain: 3 calls (stats, autostart and managed-save sets) plus XML only for uncached domains."""
         lv = _sdk.libvirt()
+        self.lc.need_events()  # before reading: the XML read now is kept, so every later change must be heard
 
         def read(conn: Any) -> list[tuple[Any, dict[str, Any]]]:
             groups = lv.VIR_DOMAIN_STATS_STATE | lv.VIR_DOMAIN_STATS_VCPU | lv.VIR_DOMAIN_STATS_BALLOON
@@ -307,6 +308,7 @@ class KVMBackend(Backend):
         * Guest OS and tags (our metadata), and the vCPUs and memory the stats lack, come from the
           domain's XML. It is read once per domain and kept while the event loop delivers the events
           that invalidate it (as for :meth:`list_vms`); so a warm listing makes no per-domain call.
+          The first listing registers those event callbacks (see ``LibvirtConnection.need_events``).
           Without events (``events=0``) every listing reads every domain's XML.
         * IP addresses: the DHCP leases of the active networks (``listAllNetworks`` plus one call per
           network), matched on the NICs' MAC addresses, for running domains only; none when no
@@ -318,6 +320,7 @@ class KVMBackend(Backend):
         """
         lv = _sdk.libvirt()
         groups = lv.VIR_DOMAIN_STATS_STATE | lv.VIR_DOMAIN_STATS_VCPU | lv.VIR_DOMAIN_STATS_BALLOON
+        self.lc.need_events()  # before reading, as in list_vms
         generation = self.lc.generation
         records = self.lc.read("list VMs", lambda c: c.getAllDomainStats(groups, 0))
         managed: set[str] = set()
@@ -447,18 +450,29 @@ class KVMBackend(Backend):
         """One ``state()`` call.
 
         A shut-off domain also needs its managed-save flag (SUSPENDED). A domain found without
-        a managed save image is remembered while events run: an image only appears when a
-        running domain is saved, which libvirt announces with a lifecycle event (STOPPED/SAVED),
-        and :meth:`suspend` through this connection forgets it at once; so the second call is
-        made once per domain, not once per query.
+        a managed save image is remembered while the lifecycle callback is registered: an image
+        only appears when a running domain is saved, which libvirt announces with a lifecycle event
+        (STOPPED/SAVED), and :meth:`suspend` through this connection forgets it at once; so the
+        second call is made once per domain, not once per query.
+
+        The memo registers the lifecycle callback where a call is a round trip (every driver but the
+        in-process test driver). In process it is used only when the callback is registered anyway
+        (a listing or a subscriber asked for it): there a ``hasManagedSaveImage`` call costs about a
+        microsecond, and a registered callback 10 to 20 µs on every start and stop.
         """
-        state, reason = self.lc.on_domain(f"read the state of VM {vm_id}", vm_id, _read_state)
-        if state != _SHUTOFF or vm_id in self.lc.no_managed_save:
+        lc = self.lc
+        what = f"read the state of VM {vm_id}"
+        if lc.in_process and not lc.lifecycle_watched:  # nothing will be remembered: both reads in one pass
+            state, reason, managed = lc.on_domain(what, vm_id, _read_state_and_image)
+            return power_state(state, reason, managed_save=bool(managed))
+        state, reason = lc.on_domain(what, vm_id, _read_state)
+        if state != _SHUTOFF or vm_id in lc.no_managed_save:
             return power_state(state, reason)
-        saves = self.lc.save_events
-        managed = self.lc.on_domain(f"read the state of VM {vm_id}", vm_id, _has_managed_save)
-        if not managed and self.lc.caching and self.lc.save_events == saves:
-            self.lc.no_managed_save.add(vm_id)
+        memo = lc.lifecycle_watched or lc.need_events(LIFECYCLE)
+        saves = lc.save_events
+        managed = lc.on_domain(what, vm_id, _has_managed_save)
+        if not managed and memo and lc.lifecycle_watched and lc.save_events == saves:
+            lc.no_managed_save.add(vm_id)
         return power_state(state, reason, managed_save=bool(managed))
 
     # -- power ------------------------------------------------------------------------------
@@ -472,7 +486,7 @@ class KVMBackend(Backend):
         """
         if precheck:
             state, _native = self.get_state(vm_id)
-            check_transition(operation, state, self.lc.domain(vm_id).name())
+            self._check_transition(operation, vm_id, state)
         what = f"{operation.replace('_', ' ')} VM {vm_id}"
         try:
             return self.lc.on_domain(what, vm_id, action, change=True)
@@ -483,9 +497,17 @@ class KVMBackend(Backend):
                 state, _native = self.get_state(vm_id)
             except VirtAbstractError:
                 raise exc from None
-            check_transition(operation, state, self.lc.domain(vm_id).name())
+            self._check_transition(operation, vm_id, state)
             if isinstance(exc, InvalidState) and exc.state is None:
                 exc.state, exc.operation = state, operation
+            raise
+
+    def _check_transition(self, operation: str, vm_id: str, state: PowerState) -> None:
+        """The contract's InvalidState when *operation* is illegal in *state*, naming the VM by its current name."""
+        try:
+            check_transition(operation, state)
+        except InvalidState:
+            check_transition(operation, state, self.lc.name(vm_id))
             raise
 
     def start(self, vm_id: str) -> None:
@@ -672,7 +694,7 @@ class KVMBackend(Backend):
         state, _ = self.get_state(vm_id)
         if state.is_active:
             raise InvalidState(
-                f"cannot {operation} VM {dom.name()!r}: it is {state.value} (stop it first)",
+                f"cannot {operation} VM {self.lc.name(vm_id)!r}: it is {state.value} (stop it first)",
                 state=state,
                 operation=operation,
             )
@@ -944,6 +966,12 @@ def _read_state(dom: Any) -> tuple[int, int]:
 
 def _has_managed_save(dom: Any) -> int:
     return int(dom.hasManagedSaveImage(0))
+
+
+def _read_state_and_image(dom: Any) -> tuple[int, int, int]:
+    """``(state, reason, managed save image)``; the image is asked about only for a shut-off domain."""
+    state, reason = dom.state(0)
+    return int(state), int(reason), int(dom.hasManagedSaveImage(0)) if state == _SHUTOFF else 0
 
 
 def _create(dom: Any) -> Any:

@@ -12,10 +12,24 @@ Reliability rules:
   :class:`~virtabstract.errors.ConnectionLost` (the change may or may not have
   happened), and the next call reconnects first.
 
-Parsed domain XML is cached per UUID while the event loop delivers
-invalidating events (lifecycle, metadata, device, balloon, tunable changes)
-and dropped on every change made through this connection, so that listing
-VMs costs a constant number of calls once warm.
+Domain event callbacks are registered *on demand*, not at open: libvirt calls
+a registered callback on the event-loop thread for every matching event, and
+taking the GIL there costs the caller 10 to 20 µs per state change (a no-op
+callback costs the same), which is more than an in-process driver call and a
+fifth of a local RPC. So a connection registers:
+
+* the lifecycle callback (:data:`LIFECYCLE`) when a memo needs it to stay
+  true (the "no managed save image" memo, see ``KVMBackend.get_state``) or
+  when someone subscribes to lifecycle events;
+* every cache-invalidating event (:data:`CACHE`: lifecycle, metadata, device,
+  balloon, tunable changes) the first time a listing wants to reuse parsed
+  XML (``list_vms``, ``list_vm_summaries``).
+
+Until then nothing is cached that an event would have to invalidate: every
+cache checks :attr:`LibvirtConnection.caching` or
+:attr:`LibvirtConnection.lifecycle_watched`, and reads instead. Parsed domain
+XML is then cached per UUID and dropped on every change made through this
+connection, so that listing VMs costs a constant number of calls once warm.
 
 ``virDomain`` handles are cached per UUID, so that an operation on a known VM
 costs no ``lookupByUUIDString``. libvirt resolves a handle by its UUID on
@@ -24,9 +38,11 @@ stays valid as long as a domain with that UUID exists; only its ``name()``
 can go stale after a rename by another client, which is why data (VMInfo.name)
 comes from the XML or a fresh listing, never from a cached handle. A handle is
 dropped when libvirt reports the domain defined or undefined (a rename is
-both), when it is undefined through this connection, when a call on it
-reports the domain gone, and all of them on close and reconnect: a handle
-belongs to the connection that made it.
+both; only while the lifecycle callback is registered), when it is undefined
+through this connection, when a call on it reports the domain gone, and all
+of them on close and reconnect: a handle belongs to the connection that made
+it. A handle needs no event to stay *usable*; without the lifecycle callback
+only its ``name()`` may lag a rename, which only error messages use.
 """
 
 from __future__ import annotations
@@ -54,14 +70,17 @@ __all__ = ["LibvirtConnection"]
 log = logging.getLogger("virtabstract.kvm")
 T = TypeVar("T")
 
-_CACHE_EVENTS = (
-    "VIR_DOMAIN_EVENT_ID_LIFECYCLE",
+LIFECYCLE = ("VIR_DOMAIN_EVENT_ID_LIFECYCLE",)
+"""The events the managed-save memo, the handle cache's rename invalidation and subscribers need."""
+CACHE = (
+    *LIFECYCLE,
     "VIR_DOMAIN_EVENT_ID_METADATA_CHANGE",
     "VIR_DOMAIN_EVENT_ID_DEVICE_ADDED",
     "VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED",
     "VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE",
     "VIR_DOMAIN_EVENT_ID_TUNABLE",
 )
+"""The events that invalidate cached domain XML (a superset of :data:`LIFECYCLE`)."""
 
 
 class LibvirtConnection:
@@ -89,7 +108,17 @@ class LibvirtConnection:
         self.save_events = 0
         """STOPPED/SAVED events seen (a reader adds to no_managed_save only if none came in between)."""
         self._libvirt_error: type[BaseException] | None = None  # libvirtError, remembered by open()
-        self._cache_callbacks: list[int] = []
+        self.in_process = self.is_test and not self.url.transport and not self.url.host
+        """True when driver calls run in this process (``test:///…``, not ``test+unix://``): a call costs less
+        than an event there."""
+        self._wanted: tuple[str, ...] = ()
+        """The events asked for so far (:data:`LIFECYCLE` or :data:`CACHE`); registered again on reconnect."""
+        self._callbacks: dict[str, int] = {}
+        """Registered event callbacks of the current connection: event id name → callback id."""
+        self._refused: set[str] = set()
+        """Events the current connection refused to register (not asked again)."""
+        self._lifecycle = False
+        self._all_cache_events = False
         self._subscribers: dict[int, Callable[[str, PowerState, str], None]] = {}
         self._next_subscriber = 0
 
@@ -158,18 +187,49 @@ class LibvirtConnection:
             conn.registerCloseCallback(self._on_close, None)
         except lv.libvirtError as exc:
             log.debug("close callback not available on %s: %s", self.url, exc)
-        self._cache_callbacks = []
-        if not self.events:
-            return
-        for name in _CACHE_EVENTS:
+        self._callbacks = {}
+        self._refused = set()
+        self._lifecycle = self._all_cache_events = False
+        if self._wanted:
+            self._register(conn, self._wanted)
+
+    def _register(self, conn: Any, names: tuple[str, ...]) -> None:
+        """Register the callbacks of *names* not registered (or refused) yet on this connection."""
+        lv = _sdk.libvirt()
+        for name in names:
             event_id = getattr(lv, name, None)
-            if event_id is None:
+            if event_id is None or name in self._callbacks or name in self._refused:
                 continue
-            handler = self._on_lifecycle if name == "VIR_DOMAIN_EVENT_ID_LIFECYCLE" else self._on_domain_event
+            handler = self._on_lifecycle if name == LIFECYCLE[0] else self._on_domain_event
             try:
-                self._cache_callbacks.append(conn.domainEventRegisterAny(None, event_id, handler, None))
+                self._callbacks[name] = conn.domainEventRegisterAny(None, event_id, handler, None)
             except lv.libvirtError as exc:
+                self._refused.add(name)
                 log.debug("event %s not available on %s: %s", name, self.url, exc)
+        self._lifecycle = LIFECYCLE[0] in self._callbacks
+        self._all_cache_events = self._lifecycle and all(
+            name in self._callbacks for name in CACHE if getattr(lv, name, None) is not None
+        )
+
+    def _registered(self, names: tuple[str, ...]) -> bool:
+        return (self._all_cache_events if names == CACHE else self._lifecycle) and not self.lost
+
+    def need_events(self, names: tuple[str, ...] = CACHE) -> bool:
+        """Register the callbacks of *names* (:data:`LIFECYCLE` or :data:`CACHE`) now, if not yet; True when they are.
+
+        Call it *before* reading what a cache will keep, so that no change after the read goes unseen.
+        False when the event loop is off (``events=0``) or libvirt refuses one of the callbacks.
+        """
+        if not self.events:
+            return False
+        if self._registered(names):
+            return True
+        conn = self.live()
+        with self._lock:
+            if names == CACHE or not self._wanted:
+                self._wanted = names
+            self._register(conn, names)
+        return self._registered(names)
 
     def _on_close(self, _conn: Any, reason: int, _opaque: Any) -> None:
         log.warning("libvirt connection to %s was closed (reason %s)", self.url, reason)
@@ -200,7 +260,7 @@ class LibvirtConnection:
         libvirt-python accepts one callback per (connection, event id), so this connection
         owns the single LIFECYCLE registration and fans events out to its subscribers.
         """
-        if not self._cache_callbacks:
+        if not self.need_events(LIFECYCLE):
             raise UnsupportedOperation("kvm", "events", "lifecycle events are not available on this connection")
         key = self._next_subscriber
         self._next_subscriber += 1
@@ -209,8 +269,13 @@ class LibvirtConnection:
 
     @property
     def caching(self) -> bool:
-        """True when parsed domain XML may be reused (events keep it fresh)."""
-        return bool(self._cache_callbacks) and not self.lost
+        """True when parsed domain XML may be reused: every invalidating event is registered (:meth:`need_events`)."""
+        return self._all_cache_events and not self.lost
+
+    @property
+    def lifecycle_watched(self) -> bool:
+        """True while the lifecycle callback is registered: a memo only a lifecycle event can falsify may be kept."""
+        return self._lifecycle and not self.lost
 
     def close(self) -> None:
         """Close the connection (idempotent); errors are logged, not raised."""
@@ -219,10 +284,11 @@ class LibvirtConnection:
         if conn is None:
             return
         lv = _sdk.libvirt()
-        for callback_id in self._cache_callbacks:
+        callbacks, self._callbacks = self._callbacks, {}
+        self._lifecycle = self._all_cache_events = False
+        for callback_id in callbacks.values():
             with contextlib.suppress(lv.libvirtError):
                 conn.domainEventDeregisterAny(callback_id)
-        self._cache_callbacks = []
         with contextlib.suppress(lv.libvirtError):
             conn.unregisterCloseCallback()
         try:
@@ -329,6 +395,16 @@ class LibvirtConnection:
         dom = self.read(f"look up VM {vm_id}", lambda c: c.lookupByUUIDString(vm_id))
         self._domains[vm_id] = dom
         return dom
+
+    def name(self, vm_id: str) -> str:
+        """The domain's current name, for a message.
+
+        A cached handle's ``name()`` is current only while the lifecycle callback drops handles on
+        renames; without it the handle is looked up again.
+        """
+        if not self.lifecycle_watched:
+            self._domains.pop(vm_id, None)
+        return str(self.domain(vm_id).name())
 
     def cached_config(self, uuid: str) -> DomainConfig | None:
         """The cached parsed XML of a domain, if any (no call)."""

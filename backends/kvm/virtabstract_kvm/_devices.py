@@ -340,7 +340,8 @@ def add_disk(b: KVMBackend, vm_id: str, disk: Disk) -> DiskInfo:
     family = get_guest_os(persistent.guest_os).family if persistent.guest_os else get_guest_os("linux").family
     created: list[Any] = []
     try:
-        plan = b._disk_plan(b.lc.live(), dom.name(), disk, family, used, created, 0)
+        # the name from the XML just read: a cached handle's name() may lag a rename by another client
+        plan = b._disk_plan(b.lc.live(), persistent.name or dom.name(), disk, family, used, created, 0)
         element = disk_element(plan)
         if active:
             xml = to_string(element)

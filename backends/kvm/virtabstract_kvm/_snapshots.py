@@ -41,27 +41,88 @@ _SNAP_STATES = {
 
 
 _DOMAIN = re.compile(r"<domain[\s>/]")
+_HEAD = re.compile(
+    r"<domainsnapshot>\s*<name>(?P<name>[^<\r]*)</name>\s*"
+    r"(?:<description>(?P<description>[^<\r]*)</description>\s*)?"
+    r"(?:<state>(?P<state>[a-z-]*)</state>\s*)?"
+    r"(?:<parent>\s*<name>(?P<parent>[^<\r]*)</name>\s*</parent>\s*)?"
+    r"(?:<creationTime>(?P<created>[0-9]+)</creationTime>\s*)?"
+    r"(?:<memory snapshot='(?P<memory>[a-z]*)'(?: file='[^'<]*')?/>\s*)?"
+    r"(?=<disks>|<domain[\s>]|</domainsnapshot>)"
+)
+"""The head of libvirt's snapshot XML, exactly as ``virDomainSnapshotDefFormat`` writes it (name, description,
+state, parent, creationTime, memory, then disks/domain): anything else falls back to the XML parser."""
+_ENTITY = re.compile(r"&(?!(?:lt|gt|amp|apos|quot);)")
+
+
+def _text(value: str) -> str | None:
+    """Text as an XML parser returns it, for the five entities libvirt escapes; None for any other reference."""
+    if "&" not in value:
+        return value
+    if _ENTITY.search(value):
+        return None
+    return (
+        value.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&apos;", "'")
+        .replace("&quot;", '"')
+        .replace("&amp;", "&")
+    )
+
+
+def _fields(xml: str) -> tuple[str, str, str | None, str | None, str | None, str | None] | None:
+    """``(name, description, state, parent, creationTime, memory snapshot)`` by one regex over the head, or None.
+
+    None (parse instead) for anything the regex was not written for: other elements or attributes, other
+    entities, a carriage return (a parser would normalise it). About 2 µs, where parsing takes 15.
+    """
+    match = _HEAD.match(xml)
+    if match is None:
+        return None
+    name, description, state, parent, created, memory = match.group(
+        "name", "description", "state", "parent", "created", "memory"
+    )
+    name = _text(name)
+    description = _text(description or "")
+    if parent is not None:
+        parent = _text(parent)
+        if parent is None:
+            return None
+    if name is None or description is None:
+        return None
+    return name, description, state, parent, created, memory
+
+
+def _parsed_fields(xml: str) -> tuple[str, str, str | None, str | None, str | None, str | None]:
+    """The same fields with the XML parser.
+
+    The embedded ``<domain>`` is cut off first (the fields all precede it, and text is escaped, so
+    ``<domain`` can only be that element's tag): that makes parsing several times cheaper.
+    """
+    cut = _DOMAIN.search(xml)
+    root = parse_xml(xml[: cut.start()] + "</domainsnapshot>" if cut else xml)
+    memory = root.find("memory")
+    return (
+        root.findtext("name") or "",
+        root.findtext("description") or "",
+        root.findtext("state"),
+        root.findtext("parent/name"),
+        root.findtext("creationTime"),
+        None if memory is None else memory.get("snapshot", ""),
+    )
 
 
 def _info(vm_id: str, xml: str, current: str | None) -> SnapshotInfo:
-    # The fields read here precede the embedded <domain> definition in libvirt's snapshot
-    # XML; cutting it off first makes parsing several times cheaper (text is escaped, so
-    # "<domain" can only be that element's tag).
-    cut = _DOMAIN.search(xml)
-    root = parse_xml(xml[: cut.start()] + "</domainsnapshot>" if cut else xml)
-    name = root.findtext("name") or ""
-    created = root.findtext("creationTime")
-    memory = root.find("memory")
-    state = root.findtext("state") or "shutoff"
-    has_memory = memory is not None and memory.get("snapshot", "no") not in ("no", "")
-    if memory is None:  # older libvirt: an active state means a full checkpoint
-        has_memory = state in ("running", "paused", "blocked")
+    name, description, state, parent, created, memory = _fields(xml) or _parsed_fields(xml)
+    state = state or "shutoff"
+    # without <memory> (older libvirt) an active state means a full checkpoint
+    has_memory = state in ("running", "paused", "blocked") if memory is None else memory not in ("no", "")
     return SnapshotInfo(
         id=name,
         name=name,
         vm_id=vm_id,
-        parent_id=root.findtext("parent/name") or None,
-        description=root.findtext("description") or "",
+        parent_id=parent or None,
+        description=description,
         created=datetime.fromtimestamp(int(created), UTC) if created else None,
         vm_state=_SNAP_STATES.get(state, PowerState.UNKNOWN),
         has_memory=has_memory,
