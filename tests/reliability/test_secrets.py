@@ -259,6 +259,7 @@ def test_vbox_guest_password(tmp_path: Path, capture: Capture, scanner: SecretSc
     with fake.connect(inprocess=False, guest_username=GUEST_USER, guest_password=CANARY, plugin_manager=manager) as hv:
         vm = hv.vms.create(VMSpec(name="secretive", memory=64))
         vm.start()
+        vm.guest.wait_ready()  # guest control needs the Additions at Userland (the fake boots through System)
         assert vm.guest.exec(["echo", "hi"]).stdout == "hi\n"  # the password reached the guest
         vm.guest.write_file("/tmp/x", b"x")
         expect_error(scanner, lambda: vm.guest.read_file("/tmp/none"), virtabstract.errors.GuestFileNotFound, "file")
@@ -269,6 +270,7 @@ def test_vbox_guest_password(tmp_path: Path, capture: Capture, scanner: SecretSc
     with bad.connect(inprocess=True, guest_password=CANARY) as hv:
         vm = hv.vms.create(VMSpec(name="refused", memory=64))
         vm.start()
+        vm.guest.wait_ready()
         expect_error(scanner, lambda: vm.guest.exec(["true"]), VirtAbstractError, "guest-login-refused")
     scanner.check_all([(f"hook-{i}", text) for i, text in enumerate(audit.seen)], "hook-context")
     for f in (fake, bad):
