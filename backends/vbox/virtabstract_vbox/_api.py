@@ -5,15 +5,22 @@ wrappers are wrong for 7.x, so it is used only to *find* the SDK's ``vboxapi``
 (``virtualbox.import_vboxapi()`` knows the install locations of each OS); every call
 then goes to the raw COM/XPCOM objects, through this module:
 
+Every shim decision is an ordered comparison of :attr:`VBoxApi.behaviour` -- the
+running version, or 7.2 for a newer one (:mod:`~virtabstract_vbox._versions`) -- with
+the version that introduced the change, so 7.2 (whose SDK change log and
+``VirtualBox.xidl`` change nothing used here) takes 7.1's calls:
+
 * :meth:`VBoxApi.create_machine` -- ``IVirtualBox.createMachine`` takes 5 parameters in
-  6.1, 8 in 7.0 (cipher, password id, password) and 9 in 7.1 (platform architecture
-  after the name).
+  6.1, 8 in 7.0 (cipher, password id, password) and 9 from 7.1 on (platform
+  architecture after the name; the same in 7.2).
 * :meth:`VBoxApi.firmware_type` / :meth:`VBoxApi.set_firmware_type` -- the firmware is
   ``IMachine.firmwareType`` in 6.1 and 7.0, ``IMachine.firmwareSettings.firmwareType``
-  (``IFirmwareSettings``) in 7.1.
+  (``IFirmwareSettings``) from 7.1 on.
 * :meth:`VBoxApi.state_name` -- ``MachineState`` is compared by *name*: 7.0 inserted
   ``AbortedSaved`` = 5 and shifted every later number, and the numbers come from the
-  running VirtualBox's version (:func:`~virtabstract_vbox._states.state_from_number`).
+  running VirtualBox's version (:func:`~virtabstract_vbox._states.state_from_number`;
+  7.1 and 7.2 number as 7.0). A VirtualBox newer than the known ones is decoded with
+  its SDK's own ``MachineState`` constants, so a renumbering there cannot misread states.
 * :meth:`VBoxApi.session` -- session-lock discipline: the session is always unlocked,
   even when the body raises; unlocking is asynchronous, so it waits (in short sleeps)
   until the session reads ``Unlocked`` and the machine is no longer ``Unlocking``. A
@@ -47,7 +54,8 @@ from virtabstract.errors import BackendError, OperationTimeout, VirtAbstractErro
 
 from ._errors import ERROR_CODES, exception_for_hresult
 from ._parse import VBoxVersion, parse_version
-from ._states import state_from_number
+from ._states import MACHINE_STATES, state_from_number
+from ._versions import behaviour_version, is_newer_than_known
 
 __all__ = ["LOCK_SHARED", "LOCK_WRITE", "ProgressCallback", "VBoxApi", "import_vboxapi"]
 
@@ -59,6 +67,7 @@ LOCK_WRITE = "Write"
 """Exclusive: fails with VBOX_E_INVALID_OBJECT_STATE while another session holds the machine."""
 
 _SESSION_STATES = ("Null", "Unlocked", "Locked", "Spawning", "Unlocking")
+_PSEUDO_STATES = frozenset({"FirstOnline", "LastOnline", "FirstTransient", "LastTransient"})
 _FIRMWARE_TYPES = ("BIOS", "EFI", "EFI32", "EFI64", "EFIDUAL")
 _LOCK_TYPES = {"Shared": 1, "Write": 2, "VM": 3}
 
@@ -108,6 +117,9 @@ class VBoxApi:
         text = str(self.vbox.version)
         revision = getattr(self.vbox, "revision", "")
         self.version: VBoxVersion = parse_version(f"{text}r{revision}" if revision else text)
+        self.behaviour: tuple[int, int] = behaviour_version(self.version)
+        """The (major, minor) whose calls are made: the version, or the newest known one for a newer VirtualBox."""
+        self._sdk_states: dict[int, str] | None = None
 
     # -- errors ----------------------------------------------------------------------
 
@@ -146,26 +158,57 @@ class VBoxApi:
     # -- version shim ----------------------------------------------------------------
 
     def state_name(self, machine: Any) -> str:
-        """The machine's ``MachineState`` API name, decoded with this VirtualBox version's numbering."""
+        """The machine's ``MachineState`` API name, decoded with this VirtualBox version's numbering.
+
+        Known versions use the backend's table; a newer VirtualBox is decoded with its SDK's
+        constants (the table of the newest known version where those cannot be read). A number
+        neither knows comes back as ``"MachineState <n>"`` (power state UNKNOWN), never an error.
+        """
         value = self.call("IMachine.state", lambda: machine.state)
         if isinstance(value, str):
             return value
-        return state_from_number(int(value), self.version.short).api_name
+        number = int(value)
+        if is_newer_than_known(self.version):
+            name = self._sdk_state_names().get(number)
+            if name is not None:
+                return name
+        try:
+            return state_from_number(number, self.behaviour).api_name
+        except ValueError:
+            return f"MachineState {number}"
+
+    def _sdk_state_names(self) -> dict[int, str]:
+        """``{number: name}`` of the running VirtualBox's SDK (``constants.all_values``, else one name at a time)."""
+        if self._sdk_states is None:
+            values: dict[str, Any] = {}
+            try:
+                values = dict(self.constants.all_values("MachineState"))
+            except Exception as exc:  # noqa: BLE001 - an older vboxapi: ask for the names this backend knows
+                log.debug("constants.all_values('MachineState') failed: %s", exc)
+                for state in MACHINE_STATES:
+                    found = getattr(self.constants, f"MachineState_{state.api_name}", None)
+                    if found is not None:
+                        values[state.api_name] = found
+            self._sdk_states = {}
+            for name, number in values.items():
+                if name not in _PSEUDO_STATES:  # FirstOnline & co. alias real states
+                    self._sdk_states.setdefault(int(number), str(name))
+        return self._sdk_states
 
     def create_machine(self, name: str, os_type: str, groups: list[str], flags: str, settings_file: str = "") -> Any:
         """``IVirtualBox.createMachine`` with the parameter list of this version (5, 8 or 9)."""
         args: list[Any]
-        if self.version.short >= (7, 1):
+        if self.behaviour >= (7, 1):
             platform = getattr(self.constants, "PlatformArchitecture_x86", 1)
             args = [settings_file, name, platform, groups, os_type, flags, "", "", ""]
-        elif self.version.short >= (7, 0):
+        elif self.behaviour >= (7, 0):
             args = [settings_file, name, groups, os_type, flags, "", "", ""]
         else:
             args = [settings_file, name, groups, os_type, flags]
         return self.call("IVirtualBox.createMachine", self.vbox.createMachine, *args)
 
     def _firmware_holder(self, machine: Any) -> Any:
-        if self.version.short >= (7, 1):
+        if self.behaviour >= (7, 1):
             return self.call("IMachine.firmwareSettings", lambda: machine.firmwareSettings)
         return machine
 

@@ -65,6 +65,7 @@ from ._backend import _UUID_RE, MAX_NICS, VBoxBackend
 from ._parse import VBoxVersion
 from ._states import is_online, power_state
 from ._vboxmanage import DEFAULT_TIMEOUT
+from ._versions import check_version
 
 __all__ = ["VBoxApiBackend"]
 
@@ -121,8 +122,7 @@ class VBoxApiBackend(ApiMachineMixin, ApiGuestMixin, VBoxBackend):
         callback = self.options.get("progress_callback")
         self._api = VBoxApi(module, timeout=self._timeout, on_progress=callback)
         self.version = self._api.version
-        if self.version.short < (6, 1):
-            raise BackendUnavailable(f"VirtualBox {self.version} is too old: the vbox backend needs 6.1 or later")
+        check_version(self.version, "API")
         log.debug("VirtualBox %s via the Main API", self.version)
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """Guest Additions, console (VRDE) and reboot on the API transport: :class:`ApiGuestMixin`.
 
-What each operation calls in the Main API (6.1 to 7.1), and why:
+What each operation calls in the Main API (6.1 to 7.2), and why:
 
 * ``guest_info`` / ``guest_ip_addresses`` -- :class:`~virtabstract_vbox._backend.VBoxBackend`'s
   own implementations, fed by :meth:`ApiGuestMixin._guest_props`: ``IGuest.additionsRunLevel``
@@ -11,8 +11,8 @@ What each operation calls in the Main API (6.1 to 7.1), and why:
   the level guest sessions need, not merely ``System`` (the driver, early in a boot).
 * ``guest_exec`` -- one guest session per call: ``IGuest.createSession(user, password, "",
   name)``, ``waitForArray([Start])``, then ``processCreate`` with
-  ``WaitForStdOut``/``WaitForStdErr`` (7.1 inserted a working-directory parameter third: version
-  shim), ``waitForArray([Terminate, StdOut, StdErr])`` in slices, ``IProcess.read`` whenever
+  ``WaitForStdOut``/``WaitForStdErr`` (7.1 inserted a working-directory parameter third, kept in
+  7.2: version shim), ``waitForArray([Terminate, StdOut, StdErr])`` in slices, ``IProcess.read`` whenever
   output is signalled (VirtualBox hands out no output once a process has ended, so it is read
   while the process runs), and ``exitCode`` at the end. ``env`` becomes ``environmentChanges``
   (``NAME=VALUE``), applied on top of the guest session's environment: added to it, not
@@ -25,7 +25,7 @@ What each operation calls in the Main API (6.1 to 7.1), and why:
   ``IFile.read``/``write`` in 64 KiB chunks, not ``fileCopyFromGuest``/``ToGuest``: the bytes
   stay in this process (no host temp file for the VM process to read or write), and
   ``fileOpen(path, FileAccessMode, FileOpenAction, creationMode)`` has kept that signature
-  from 5.0 to 7.1. A missing file is detected with ``fileExists`` (so it is
+  from 5.0 to 7.2. A missing file is detected with ``fileExists`` (so it is
   :class:`~virtabstract.errors.GuestFileNotFound` whatever the guest's error text), and an
   empty file is created by the open alone (``IFile.write`` refuses empty data).
 * Guest sessions are always closed, and the machine's session unlocked, even on errors.
@@ -266,12 +266,12 @@ class ApiGuestMixin(ApiHooks):
         return self._exit_code(process, command[0], timeout), out, err
 
     def _process_create(self, gsession: Any, command: list[str], env: Mapping[str, str], timeout: float) -> Any:
-        """``processCreate``: 5 parameters up to 7.0, 6 from 7.1 (working directory third, "" = default)."""
+        """``processCreate``: 5 parameters up to 7.0, 6 from 7.1 on (working directory third, "" = default)."""
         api = self.api
         flags = [api.constant("ProcessCreateFlag", "WaitForStdOut"), api.constant("ProcessCreateFlag", "WaitForStdErr")]
         changes = [f"{key}={value}" for key, value in env.items()]
         args: list[Any] = [command[0], list(command)]  # arguments start with argv[0] (since VirtualBox 5.0)
-        if api.version.short >= (7, 1):
+        if api.behaviour >= (7, 1):  # 7.2 keeps 7.1's signature
             args.append("")
         args += [changes, flags, max(1, int(timeout * 1000))]
         return api.call("IGuestSession.processCreate", gsession.processCreate, *args)

@@ -32,7 +32,7 @@ resolution, disk naming, the CPU-cap conversion), done through the Main API:
 * CPU limit -- ``IMachine.CPUExecutionCap`` (1-100 %), converted like the VBoxManage
   transport does, settable while the VM runs (shared lock).
 * firmware -- BIOS/UEFI through the version shim (``IMachine.firmwareType`` up to 7.0,
-  ``IMachine.firmwareSettings.firmwareType`` in 7.1).
+  ``IMachine.firmwareSettings.firmwareType`` from 7.1 on).
 * networks -- the default NAT, ``IVirtualBox.NATNetworks`` and ``IHost.networkInterfaces``
   (host-only and bridgeable), the same list as ``VBoxManage list natnetworks / hostonlyifs /
   bridgedifs``.

@@ -96,7 +96,6 @@ from virtabstract import (
 from virtabstract.errors import (
     AlreadyExists,
     BackendError,
-    BackendUnavailable,
     DeviceNotFound,
     GuestAgentUnavailable,
     GuestError,
@@ -124,6 +123,7 @@ from ._parse import (
 )
 from ._states import AdditionsRunLevel, additions_ready, is_online, power_state
 from ._vboxmanage import DEFAULT_TIMEOUT, VBoxManage, find_vboxmanage, password_file
+from ._versions import check_version
 
 __all__ = ["VBoxBackend"]
 
@@ -429,8 +429,7 @@ class VBoxBackend(Backend):
             self.version = parse_version(text)
         except ParseError as exc:
             raise BackendError(f"{path} --version printed garbage: {text.strip()[:80]!r}", orig=exc) from exc
-        if self.version.short < (6, 1):
-            raise BackendUnavailable(f"VirtualBox {self.version} is too old: the vbox backend needs 6.1 or later")
+        check_version(self.version, "VBoxManage")
         log.debug("VirtualBox %s via %s", self.version, path)
 
     def close(self) -> None:

@@ -14,8 +14,12 @@ Formats handled (VirtualBox 6.1 to 7.x):
   ``In use by VMs:`` line and its indented continuation lines (one VM per line:
   ``name (UUID: …)``, then `` [snapshot (UUID: …)]`` for each snapshot using it).
 * ``guestproperty enumerate``: 6.1 ``Name: k, value: v, timestamp: n, flags: f``;
-  7.x ``k = 'v' @ 2023-01-01T00:00:00.000000000Z [flags]``.
-* ``--version``: ``7.0.14r161095`` (distribution builds: ``6.1.50_Ubuntur161033``).
+  7.x (``handleEnumGuestProperty`` in VBoxManageGuestProp.cpp): ``%-*ls = '%ls'`` (the name
+  padded to the longest, at most 48), padding, ``@ 2024-05-01T10:00:00.000Z`` (three
+  fraction digits), then the flags after one space, bare: ``TRANSIENT, RDONLYGUEST``;
+  sorted by name, values not escaped. A bracketed ``[flags]`` suffix is read too.
+* ``--version``: ``7.2.4r170995`` (``%sr%u``; distribution builds add a publisher:
+  ``6.1.50_Ubuntur161033``, ``7.0.14_rpmfusionr161095``).
 """
 
 from __future__ import annotations
@@ -245,7 +249,9 @@ class VBoxVersion:
         return f"{self.major}.{self.minor}.{self.patch}"
 
 
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)([^r\s]*?)(?:r(\d+))?\s*$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(\S*?)(?:r(\d+))?\s*$")
+"""``%sr%u`` of VBOX_VERSION_STRING (with any publisher suffix, which may itself hold an ``r``:
+``_rpmfusion``) and the build revision (VBoxManage.cpp)."""
 
 
 def parse_version(text: str) -> VBoxVersion:
@@ -270,7 +276,8 @@ class GuestProperty:
 
 
 _GP_61 = re.compile(r"^Name: (.*?), value: (.*), timestamp: (\d+), flags: ?(.*)$")
-_GP_7 = re.compile(r"^(/\S*)\s*=\s*'(.*)'(?:\s*@\s*(\S+))?(?:\s*\[(.*)\])?\s*$")
+_GP_FLAGS = r"[A-Z][A-Z0-9_]*(?:, ?[A-Z][A-Z0-9_]*)*"
+_GP_7 = re.compile(rf"^(/\S*)\s*=\s*'(.*)'(?:\s*@\s*(\S+))?(?:\s*\[(.*)\]|\s+({_GP_FLAGS}))?\s*$")
 
 
 def parse_guestproperties(text: str) -> dict[str, GuestProperty]:
@@ -278,10 +285,15 @@ def parse_guestproperties(text: str) -> dict[str, GuestProperty]:
     props: dict[str, GuestProperty] = {}
     for line in _lines(text):
         line = line.rstrip()
-        match = _GP_61.match(line) or _GP_7.match(line)
+        match = _GP_61.match(line)
         if match:
             name, value, stamp, flags = match.groups()
-            props[name] = GuestProperty(name, value, stamp or "", (flags or "").strip())
+        elif match := _GP_7.match(line):
+            name, value, stamp, bracketed, bare = match.groups()
+            flags = bracketed or bare
+        else:
+            continue
+        props[name] = GuestProperty(name, value, stamp or "", (flags or "").strip())
     return props
 
 

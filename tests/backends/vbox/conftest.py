@@ -22,7 +22,8 @@ import pytest
 import virtabstract
 
 FAKE = Path(__file__).with_name("fake_vboxmanage.py")
-PROFILES = ("6.1", "7.0", "7.1")
+PROFILES = ("6.1", "7.0", "7.1", "7.2")
+"""Every VirtualBox version both fakes model (``VERSIONS`` of each); every profile-parametrised test runs on each."""
 GUEST_USER = "vagrant"
 GUEST_PASSWORD = "s3cret-pw"
 

@@ -1,10 +1,15 @@
 """A fake ``VBoxManage`` for the vbox backend's tests (run as a script).
 
 State lives in the JSON file named by ``VBOX_FAKE_STATE`` (locked with ``fcntl`` so
-parallel invocations serialise). The ``profile`` key selects VirtualBox 6.1, 7.0 or
-7.1 behaviour: ``--version`` text, ``aborted-saved`` (7.x only), ``createvm`` flags
+parallel invocations serialise). The ``profile`` key selects VirtualBox 6.1, 7.0, 7.1 or
+7.2 behaviour: ``--version`` text, ``aborted-saved`` (7.x only), ``createvm`` flags
 (``--cipher``… from 7.0, ``--platform-architecture`` from 7.1), the
-``guestproperty enumerate`` line format and version-dependent showvminfo keys.
+``guestproperty enumerate`` line format and version-dependent showvminfo keys. Every
+version test is ordered (:func:`since`), so a profile inherits its predecessors'
+behaviour: 7.2 changes nothing this fake models (VBoxManageInfo.cpp, VBoxManageModifyVM.cpp,
+VBoxManageMisc.cpp and VBoxManageGuestProp.cpp of 7.2-era sources print and accept what
+7.1's do), so it differs from 7.1 only in its version strings. The ``version`` key
+overrides the ``--version`` text (a VirtualBox newer than the profiles: ``8.0.2r180000``).
 
 Reproduced from VirtualBox's documented behaviour (not verified against a real
 VirtualBox here): ``--machinereadable`` escaping (``\\"``, ``\\\\``, quoted keys,
@@ -58,7 +63,19 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Any, NoReturn
 
-VERSIONS = {"6.1": "6.1.50r161033", "7.0": "7.0.20r163906", "7.1": "7.1.4r165100"}
+VERSIONS = {"6.1": "6.1.50r161033", "7.0": "7.0.20r163906", "7.1": "7.1.4r165100", "7.2": "7.2.4r170995"}
+"""``--version`` per profile (``%sr%u``: the release and its build revision, as Oracle's downloads name them)."""
+
+
+def since(profile: str, version: str) -> bool:
+    """Whether *profile* is *version* or later ("7.2" inherits what "7.1" introduced)."""
+
+    def key(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+
+    return key(profile) >= key(version)
+
+
 SYSTEM_POLLS = 2
 """showvminfo reads after a boot that still see the Additions at System (run level 1)."""
 SYSTEM, USERLAND = 1, 2
@@ -111,7 +128,7 @@ class Fake:
     def __init__(self, state: dict[str, Any]) -> None:
         self.s = state
         self.profile: str = state.setdefault("profile", "7.0")
-        self.v7 = self.profile != "6.1"
+        self.v7 = since(self.profile, "7.0")
         state.setdefault("vms", {})
         state.setdefault("media", {})
         state.setdefault("violations", [])
@@ -214,7 +231,7 @@ class Fake:
         return int(result or 0)
 
     def cmd_version(self, args: list[str]) -> None:
-        self.p(VERSIONS[self.profile])
+        self.p(self.s.get("version") or VERSIONS[self.profile])
 
     cmd_v = cmd_version
 
@@ -233,7 +250,7 @@ class Fake:
                 self.p("Family ID:   Linux")
                 self.p("Family Desc: Linux")
                 self.p("64 bit:      true")
-                if self.profile == "7.1":
+                if since(self.profile, "7.1"):
                     self.p("Architecture: x86")
                 self.p()
         elif kind == "hostinfo":
@@ -329,8 +346,8 @@ class Fake:
             f'firmware="{vm.get("firmware", "BIOS")}"',
             f"cpus={vm['cpus']}",
         ]
-        if self.profile == "7.1":
-            lines.insert(4, 'platformArchitecture="x86"')
+        if since(self.profile, "7.1"):  # VBoxManageInfo.cpp prints it after the groups
+            lines.insert(2, 'platformArchitecture="x86"')
         for i in range(4):
             boot = vm.get("boot", ["floppy", "dvd", "disk", "none"])
             lines.append(f'boot{i + 1}="{boot[i] if i < len(boot) else "none"}"')
@@ -428,7 +445,7 @@ class Fake:
                  "--groups": True, "--default": False}  # fmt: skip
         if self.v7:
             known.update({"--cipher": True, "--password-id": True, "--password": True})
-        if self.profile == "7.1":
+        if since(self.profile, "7.1"):
             known["--platform-architecture"] = True
         opts, _ = self.opts(args, known)
         name = opts.get("--name") or syntax("Missing --name")
@@ -900,9 +917,13 @@ class Fake:
     def guest_props(self, vm: dict[str, Any]) -> dict[str, str]:
         if not self.additions_up(vm):
             return {}
+        version, revision = VERSIONS[self.profile].split("r")
         props = {
-            "/VirtualBox/GuestAdd/Version": VERSIONS[self.profile].split("r")[0],
-            "/VirtualBox/GuestAdd/Revision": VERSIONS[self.profile].split("r")[1],
+            "/VirtualBox/HostInfo/VBoxVer": version,
+            "/VirtualBox/HostInfo/VBoxRev": revision,
+            "/VirtualBox/GuestAdd/Version": version,
+            "/VirtualBox/GuestAdd/Revision": revision,
+            "/VirtualBox/GuestInfo/OS/LoggedInUsers": "0",
             "/VirtualBox/GuestInfo/OS/Product": "Linux",
             "/VirtualBox/GuestInfo/OS/Release": "6.1.0-18-amd64",
             "/VirtualBox/GuestInfo/OS/Version": "#1 SMP Debian 6.1.76-1",
@@ -926,11 +947,12 @@ class Fake:
         action, vm = args[0], self.vm(args[1])
         props = self.guest_props(vm)
         if action == "enumerate":
-            for key, value in props.items():
-                if self.v7:
-                    self.p(f"{key:<40} = '{value}' @ 2024-05-01T10:00:00.000000000Z")
-                else:
-                    self.p(f"Name: {key}, value: {value}, timestamp: 1714557600000000000, flags: ")
+            if self.v7:
+                for line in enumerate_lines_7(props):
+                    self.p(line)
+            else:
+                for key, value in props.items():
+                    self.p(f"Name: {key}, value: {value}, timestamp: 1714557600000000000, flags: {prop_flags(key)}")
         elif action == "get":
             self.p(f"Value: {props[args[2]]}" if args[2] in props else "No value set!")
         elif action == "set":
@@ -1034,6 +1056,40 @@ def state_api(cli: str) -> str:
             "aborted": "Aborted", "aborted-saved": "AbortedSaved"}.get(cli, cli)  # fmt: skip
 
 
+def prop_flags(name: str) -> str:
+    """A guest property's flags as ``GuestPropWriteFlags`` spells them (``"TRANSIENT, RDONLYGUEST"``).
+
+    The VM process sets ``/VirtualBox/HostInfo/*`` read-only for the guest; VBoxService writes
+    the ``/VirtualBox/GuestInfo/`` tree TRANSRESET (which implies TRANSIENT). Which property
+    carries which flags is a guess; that some do, and how they are printed, is not.
+    """
+    if name.startswith("/VirtualBox/HostInfo/"):
+        return "TRANSIENT, RDONLYGUEST"
+    if name.startswith(("/VirtualBox/GuestInfo/Net/", "/VirtualBox/GuestInfo/OS/LoggedInUsers")):
+        return "TRANSIENT, TRANSRESET"
+    return ""
+
+
+def enumerate_lines_7(props: dict[str, str]) -> list[str]:
+    """``guestproperty enumerate`` of 7.x: ``handleEnumGuestProperty`` in VBoxManageGuestProp.cpp.
+
+    Sorted by name; ``%-*ls = '%ls'`` with the name column as wide as the longest name (at
+    most 48), padding to name + value (at most 28) + 6 columns (at least one space), then
+    ``@ <RTTimeToStringEx, 3 fraction digits>`` and, when set, one space and the bare flags.
+    """
+    names = sorted(props)
+    name_width = min(max((len(n) for n in names), default=1), 48)
+    value_width = min(max((len(props[n]) for n in names), default=1), 28)
+    lines = []
+    for name in names:
+        line = f"{name:<{name_width}} = '{props[name]}'"
+        width = name_width + value_width + 6
+        line += " " * (width - len(line) if len(line) < width else 1) + "@ 2024-05-01T10:00:00.000Z"
+        flags = prop_flags(name)
+        lines.append(f"{line} {flags}" if flags else line)
+    return lines
+
+
 def mac() -> str:
     return "080027" + uuidlib.uuid4().hex[:6].upper()
 
@@ -1044,7 +1100,7 @@ def ostypes(profile: str) -> dict[str, str]:
     ids: dict[str, str] = {"Other": "Other/Unknown", "Other_64": "Other/Unknown (64-bit)"}
     for entry in all_guest_oses():
         ids[entry.virtualbox_fallback] = entry.name + " (fallback)"
-        if profile != "6.1" and not (profile == "7.0" and entry.virtualbox == "Windows2025_64"):
+        if since(profile, "7.0") and (since(profile, "7.1") or entry.virtualbox != "Windows2025_64"):
             ids[entry.virtualbox] = entry.name
     return ids
 

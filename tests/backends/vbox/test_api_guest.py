@@ -35,6 +35,7 @@ from .fake_com.guest import (
     guest_os,
     open_guest_sessions,
 )
+from .fake_vboxmanage import since
 
 BINARY = bytes(range(256)) * 3 + b"\x00tail\r\n"
 
@@ -177,7 +178,7 @@ def test_exec_process_create_shim(fake_com: Any, guest_hv: virtabstract.Hypervis
     vm = _running(guest_hv)
     vm.guest.wait_ready(timeout=10)
     with guest_hv.backend._guest_session(vm.id) as gsession:
-        wrong = 5 if fake_com.server.profile == "7.1" else 6  # 7.1 added cwd: the other arity is a TypeError
+        wrong = 5 if since(fake_com.server.profile, "7.1") else 6  # 7.1 added cwd, 7.2 kept it; other: TypeError
         with pytest.raises(TypeError):
             gsession.processCreate(*(["echo", ["echo"], "", [], [], 1000][:wrong]))
         code, out, err = guest_hv.backend._run_process(gsession, ["echo", "shim"], {}, 10)

@@ -25,8 +25,10 @@ from virtabstract.errors import (
     UnsupportedOperation,
 )
 
+from .conftest import PROFILES
 from .fake_com import COMError, make_vboxapi
 from .fake_com.machine import NetworkAdapter, machine_enums
+from .fake_vboxmanage import since
 
 GiB = 2**30
 MiB = 2**20
@@ -131,7 +133,7 @@ def test_cpu_cap_refusals(api_hv: virtabstract.Hypervisor, resources: ResourceAl
 # -- tables: the fake's rules ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", ["6.1", "7.0", "7.1"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_fake_enums_per_profile(profile: str) -> None:
     enums = machine_enums(profile)
     assert ("HostOnlyNetwork" in enums["NetworkAttachmentType"]) is (profile != "6.1")
@@ -210,7 +212,7 @@ def test_create_uefi_and_every_nic_kind(fake_com: Any, api_hv: virtabstract.Hype
     assert info.nics[4].mac == "52:54:00:7a:c0:01"
     machine = _machine(fake_com, vm)
     efi = fake_com.server.constants.FirmwareType_EFI
-    if fake_com.server.profile == "7.1":  # IFirmwareSettings; IMachine has no firmwareType any more
+    if since(fake_com.server.profile, "7.1"):  # IFirmwareSettings; IMachine has no firmwareType any more
         assert machine.firmwareSettings.firmwareType == efi
         assert not hasattr(machine, "firmwareType")
     else:
@@ -395,9 +397,9 @@ def test_fake_clone_rules(fake_com: Any, api_hv: virtabstract.Hypervisor) -> Non
 
 
 def _create_args(profile: str, name: str) -> list[Any]:
-    if profile == "7.1":
+    if since(profile, "7.1"):
         return ["", name, 1, ["/"], "Other_64", "", "", "", ""]
-    if profile == "7.0":
+    if since(profile, "7.0"):
         return ["", name, ["/"], "Other_64", "", "", "", ""]
     return ["", name, ["/"], "Other_64", ""]
 

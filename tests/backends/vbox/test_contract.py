@@ -24,7 +24,7 @@ REAL_ON = os.environ.get("VIRTABSTRACT_VBOX_REAL") == "1"
 
 
 class TestVBoxContractOnFake(FullContract):
-    """Contract against the fake VBoxManage, once per version profile (6.1, 7.0, 7.1)."""
+    """Contract against the fake VBoxManage, once per version profile (6.1, 7.0, 7.1, 7.2)."""
 
     duplicate_vm_names = True
     resource_fields = ()  # cpu_limit_mhz is rounded to whole percents of the execution cap

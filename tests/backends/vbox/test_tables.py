@@ -246,6 +246,10 @@ def test_parse_blocks(sample: str) -> None:
         ("6.1.50_Ubuntur161033\n", ((6, 1), "161033", "_Ubuntu")),
         ("WARNING: The vboxdrv kernel module is not loaded.\n7.1.4r165100\n", ((7, 1), "165100", "")),
         ("7.2.0_BETA1r166000", ((7, 2), "166000", "_BETA1")),
+        ("7.2.4r170995\n", ((7, 2), "170995", "")),
+        ("7.0.14_rpmfusionr161095\n", ((7, 0), "161095", "_rpmfusion")),  # a publisher with an "r" in it
+        ("7.1.6_OSE\n", ((7, 1), "", "_OSE")),
+        ("8.0.0_RC1r180000\n", ((8, 0), "180000", "_RC1")),  # newer than known: parsed, the policy decides
     ],
 )
 def test_parse_version(text: str, expected: tuple[tuple[int, int], str, str]) -> None:
@@ -261,14 +265,38 @@ def test_parse_version_garbage() -> None:
 GP_61 = ("Name: /VirtualBox/GuestInfo/Net/0/V4/IP, value: 10.0.2.15, timestamp: 1600000000000000000, flags: \n"
          "Name: /VirtualBox/GuestAdd/Version, value: 6.1.50, timestamp: 16000, flags: TRANSIENT, RDONLYGUEST\n"
          "Name: /Custom/x, value: a, b, c, timestamp: 1, flags: \n")  # fmt: skip
-GP_7 = ("/VirtualBox/GuestInfo/Net/0/V4/IP          = '10.0.2.15' @ 2024-05-01T10:00:00.000000000Z\n"
-        "/VirtualBox/GuestAdd/Version = '7.0.20' @ 2024-05-01T10:00:00.000000000Z [TRANSIENT, RDONLYGUEST]\n"
-        "/Custom/x = 'it''s' @ 2024-05-01T10:00:00.000000000Z\n")  # fmt: skip
+GP_7 = (
+    "/Custom/x                         = 'it''s'     @ 2024-05-01T10:00:00.000Z\n"
+    "/VirtualBox/GuestAdd/Version      = '7.2.4'     @ 2024-05-01T10:00:00.000Z TRANSIENT, RDONLYGUEST\n"
+    "/VirtualBox/GuestInfo/Net/0/V4/IP = '10.0.2.15' @ 2024-05-01T10:00:00.000Z TRANSIENT, TRANSRESET\n"
+)
+"""7.x as handleEnumGuestProperty (VBoxManageGuestProp.cpp) prints it: padded columns, bare flags."""
+GP_7_BRACKETED = ("/VirtualBox/GuestInfo/Net/0/V4/IP          = '10.0.2.15' @ 2024-05-01T10:00:00.000000000Z\n"
+                  "/VirtualBox/GuestAdd/Version = '7.0.20' @ 2024-05-01T10:00:00.000000000Z [TRANSIENT, RDONLYGUEST]\n"
+                  "/Custom/x = 'it''s' @ 2024-05-01T10:00:00.000000000Z\n")  # fmt: skip
+"""A ``[flags]`` suffix (what the fake used to print) is still read."""
+GP_7_NO_TIMESTAMP = ("/Custom/x = 'it''s'\n"
+                     "/VirtualBox/GuestAdd/Version = '7.2.4'      TRANSIENT, RDONLYGUEST\n"
+                     "/VirtualBox/GuestInfo/Net/0/V4/IP = '10.0.2.15'\n")  # fmt: skip
+"""``--no-timestamp``: the flags follow the value's padding."""
 
 
-@pytest.mark.parametrize("text", [GP_61, GP_7], ids=["6.1", "7.x"])
+@pytest.mark.parametrize("text", [GP_61, GP_7, GP_7_BRACKETED, GP_7_NO_TIMESTAMP],
+                         ids=["6.1", "7.x", "7.x-bracketed", "7.x-no-timestamp"])  # fmt: skip
 def test_parse_guestproperties(text: str) -> None:
     props = parse_guestproperties(text)
     assert props["/VirtualBox/GuestInfo/Net/0/V4/IP"].value == "10.0.2.15"
     assert props["/VirtualBox/GuestAdd/Version"].flags == "TRANSIENT, RDONLYGUEST"
-    assert "/Custom/x" in props
+    assert props["/Custom/x"].value in ("it''s", "a, b, c") and props["/Custom/x"].flags == ""
+
+
+def test_parse_guestproperties_fake_layout() -> None:
+    """The fake VBoxManage's 7.x lines (long names, quotes in values, flags) read back whole."""
+    from .fake_vboxmanage import enumerate_lines_7
+
+    props = {"/VirtualBox/GuestInfo/Net/0/V4/IP": "10.0.2.15", "/VirtualBox/HostInfo/VBoxVer": "7.2.4",
+             "/Custom/" + "n" * 60: "it's @ noon", "/Custom/empty": ""}  # fmt: skip
+    parsed = parse_guestproperties("\n".join(enumerate_lines_7(props)))
+    assert {k: v.value for k, v in parsed.items()} == props
+    assert parsed["/VirtualBox/HostInfo/VBoxVer"].flags == "TRANSIENT, RDONLYGUEST"
+    assert parsed["/VirtualBox/GuestInfo/Net/0/V4/IP"].timestamp == "2024-05-01T10:00:00.000Z"

@@ -1,4 +1,4 @@
-"""A fake ``vboxapi`` / VirtualBox COM layer with version profiles 6.1, 7.0 and 7.1.
+"""A fake ``vboxapi`` / VirtualBox COM layer with version profiles 6.1, 7.0, 7.1 and 7.2.
 
 ``make_vboxapi(profile, machine_folder)`` returns a module-like object with a
 ``VirtualBoxManager`` class, shaped like the SDK's ``vboxapi`` (what pyvbox's
@@ -6,8 +6,14 @@
 documented Main API behaviour (SDK reference and Main/src-server sources), not a
 real VirtualBox (none can be installed here):
 
+* Profiles are ordered (:func:`~..fake_vboxmanage.since`): a profile keeps what an
+  earlier one introduced. 7.2 introduces nothing modelled here: its ``VirtualBox.xidl``
+  has 7.1's ``createMachine``, ``MachineState``, ``processCreate``, ``fileOpen``,
+  ``firmwareSettings``, ``AdditionsRunLevelType`` and ``NetworkAttachmentType``, and its
+  SDK change log lists only removed 2D-video attributes; it differs from 7.1 in its
+  version, revision and ``APIVersion`` (``7_2``).
 * ``IVirtualBox.createMachine`` arity: 5 parameters in 6.1, 8 in 7.0 (cipher,
-  password id, password), 9 in 7.1 (platform architecture after the name);
+  password id, password), 9 from 7.1 on (platform architecture after the name);
   a wrong count raises :class:`TypeError`, as the generated proxies do.
 * ``MachineState`` numbering per version (7.0 inserted ``AbortedSaved`` = 5, every
   later value shifted by one); ``IMachine.state`` returns the version's number.
@@ -50,7 +56,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..fake_vboxmanage import ostypes
+from ..fake_vboxmanage import ostypes, since
 from .machine import (
     CloneSourceMixin,
     HostNetworkMixin,
@@ -67,8 +73,8 @@ from .machine import (
     new_controller,
 )
 
-VERSIONS = {"6.1": ("6.1.50", 161033), "7.0": ("7.0.20", 163906), "7.1": ("7.1.4", 165100)}
-CREATE_MACHINE_ARITY = {"6.1": 5, "7.0": 8, "7.1": 9}
+VERSIONS = {"6.1": ("6.1.50", 161033), "7.0": ("7.0.20", 163906), "7.1": ("7.1.4", 165100), "7.2": ("7.2.4", 170995)}
+CREATE_MACHINE_ARITY = {"6.1": 5, "7.0": 8, "7.1": 9, "7.2": 9}
 
 HRESULTS = {
     "VBOX_E_OBJECT_NOT_FOUND": 0x80BB0001,
@@ -139,7 +145,7 @@ STEPS_PER_OPERATION = 2
 
 def machine_states(profile: str) -> list[str]:
     """The MachineState enum of *profile*, index == value."""
-    return list(_STATES_61 if profile == "6.1" else _STATES_7)
+    return list(_STATES_7 if since(profile, "7.0") else _STATES_61)
 
 
 class COMError(Exception):
@@ -1131,11 +1137,11 @@ class FakeVirtualBox(NATNetworksMixin):
         return str(base / name / f"{name}.vbox")
 
     def createMachine(self, *args: Any) -> FakeMachine:
-        """5 parameters (6.1), 8 (7.0: + cipher, password id, password), 9 (7.1: + platform after the name)."""
+        """5 parameters (6.1), 8 (7.0: + cipher, password id, password), 9 (7.1, 7.2: + platform after the name)."""
         arity = CREATE_MACHINE_ARITY[self._server.profile]
         if len(args) != arity:
             raise TypeError(f"createMachine() takes exactly {arity} arguments ({len(args)} given)")
-        if self._server.profile == "7.1":
+        if since(self._server.profile, "7.1"):
             settings, name, platform, groups, ostype, flags = args[:6]
             if platform != self._server.constants.PlatformArchitecture_x86:
                 raise _err("VBOX_E_NOT_SUPPORTED", f"Platform architecture {platform} is not supported on this host")

@@ -19,7 +19,7 @@ guest-control test driver (ValidationKit ``tdAddGuestCtrl.py``), not from a real
   asynchronously: ``Starting`` until a ``waitFor``/``waitForArray`` with ``Start``; a wrong password
   makes that wait raise (VBOX_E_IPRT_ERROR on 6.1, VBOX_E_GSTCTL_GUEST_ERROR on 7.x) with the
   VERR_AUTHENTICATION_FAILURE text. The password is checked, never stored.
-* ``processCreate``: 5 parameters on 6.1/7.0, 6 on 7.1 (working directory third), a TypeError
+* ``processCreate``: 5 parameters on 6.1/7.0, 6 from 7.1 on (working directory third), a TypeError
   otherwise; ``arguments`` start with argv[0]; ``environmentChanges`` (``NAME=VALUE``) go on top
   of the guest's environment; output is kept only for the handles whose ``WaitForStdOut`` /
   ``WaitForStdErr`` flag was given; past ``timeoutMS`` the guest kills it (``TimedOutKilled``).
@@ -61,7 +61,7 @@ from virtabstract.backends.mock._guest import GuestFS, builtin_programs
 from virtabstract.errors import GuestError
 
 from ..conftest import GUEST_PASSWORD, GUEST_USER
-from ..fake_vboxmanage import guest_fs, run_in_guest, save_fs
+from ..fake_vboxmanage import guest_fs, run_in_guest, save_fs, since
 from . import VERSIONS, COMError, FakeMachine, FakeServer, _err
 
 ADDITIONS_POLLS = 1
@@ -99,7 +99,7 @@ GUEST_ENUMS: dict[str, dict[str, int]] = {
                    "Error": 800},
     "AuthType": {"Null": 0, "External": 1, "Guest": 2},
 }  # fmt: skip
-"""The Main API enums of guest control and VRDE (the same numbers in 6.1, 7.0 and 7.1)."""
+"""The Main API enums of guest control and VRDE (the same numbers in 6.1, 7.0, 7.1 and 7.2)."""
 
 _GUEST_RUNS = {"Running", "LiveSnapshotting", "OnlineSnapshotting", "DeletingSnapshotOnline"}
 _REBOOTERS = {"shutdown", "reboot", "shutdown.exe"}
@@ -182,7 +182,7 @@ class GuestOS:
 
     def error(self, text: str) -> COMError:
         """A guest-side failure with this profile's code (VBOX_E_GSTCTL_GUEST_ERROR from 7.0 on)."""
-        return COMError("VBOX_E_IPRT_ERROR" if self.profile == "6.1" else "VBOX_E_GSTCTL_GUEST_ERROR", text)
+        return COMError("VBOX_E_GSTCTL_GUEST_ERROR" if since(self.profile, "7.0") else "VBOX_E_IPRT_ERROR", text)
 
     def fs(self) -> GuestFS:
         """A working copy of the guest's file system (give it back with :meth:`save`)."""
@@ -259,7 +259,7 @@ class FakeGuest:
         """A new guest session (it starts asynchronously: wait for ``Start``)."""
         if not user:
             raise _err("E_INVALIDARG", "No user name specified")
-        if self._os.profile != "6.1" and self._os.run_level() < USERLAND:
+        if since(self._os.profile, "7.0") and self._os.run_level() < USERLAND:
             raise COMError("VBOX_E_GSTCTL_GUEST_ERROR", "Guest Additions are not installed or not ready (yet)")
         return FakeGuestSession(self._os, user, self._os.accounts.get(user) == password, domain, session_name)
 
@@ -333,7 +333,7 @@ class FakeGuestSession:
 
     def processCreate(self, *args: Any) -> FakeGuestProcess:
         """(executable, arguments, [cwd on 7.1,] environmentChanges, flags, timeoutMS)."""
-        arity = 6 if self._os.profile == "7.1" else 5
+        arity = 6 if since(self._os.profile, "7.1") else 5
         if len(args) != arity:
             raise TypeError(f"processCreate() takes exactly {arity} arguments ({len(args)} given)")
         executable, arguments, env, flags, timeout_ms = (*args[:2], *args[-3:])

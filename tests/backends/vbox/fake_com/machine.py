@@ -42,7 +42,7 @@ reproduce, from the SDK reference and VirtualBox's Main/src-server sources
   VBoxManage lists them) and ``IVirtualBox.NATNetworks`` (``NatNetwork``, 10.0.2.0/24).
 * ``IMachine.CPUExecutionCap``: 1-100 (E_INVALIDARG outside, checked before the state),
   changeable while the VM runs.
-* Firmware: ``IMachine.firmwareType`` in 6.1 and 7.0; 7.1 has ``IMachine.firmwareSettings``
+* Firmware: ``IMachine.firmwareType`` in 6.1 and 7.0; 7.1 and 7.2 have ``IMachine.firmwareSettings``
   (``IFirmwareSettings.firmwareType``) and no ``IMachine.firmwareType``.
 * Storage controllers: a new one has its bus's port count and type (SATA 30 ports, IDE 2,
   SCSI 16, NVMe and virtio-scsi 1); ``IMachine.getStorageControllerByName``
@@ -65,6 +65,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fake_vboxmanage import since
+
 HARD_DISK = 3
 _MUTABLE = frozenset({"PoweredOff", "Aborted", "Teleported"})
 _SAVED = frozenset({"Saved", "AbortedSaved"})
@@ -76,8 +78,8 @@ def machine_enums(profile: str) -> dict[str, dict[str, int]]:
     """The enums of these fakes, as ``manager.constants`` carries them (values kept since 6.1)."""
     attachments = {"Null": 0, "NAT": 1, "Bridged": 2, "Internal": 3, "HostOnly": 4, "Generic": 5, "NATNetwork": 6,
                    "Cloud": 7}  # fmt: skip
-    if profile != "6.1":
-        attachments["HostOnlyNetwork"] = 8  # 7.0: vmnet host-only networks
+    if since(profile, "7.0"):
+        attachments["HostOnlyNetwork"] = 8  # 7.0: vmnet host-only networks (7.2's xidl: the same 0-8)
     return {
         "NetworkAttachmentType": attachments,
         "NetworkAdapterType": {
@@ -347,7 +349,7 @@ class MachineViewMixin:
 
     def _extra_attribute(self, name: str) -> Any:
         """Attributes the generic lookup does not know: the firmware, where the profile keeps it."""
-        if self._server.profile == "7.1":
+        if since(self._server.profile, "7.1"):
             if name == "firmwareSettings":
                 return FirmwareSettings(self)
         elif name == "firmwareType":
@@ -356,7 +358,7 @@ class MachineViewMixin:
 
     def _set_extra_attribute(self, name: str, value: Any) -> bool:
         """Setters with checks of their own; False hands the attribute to the generic setter."""
-        if name == "firmwareType" and self._server.profile != "7.1":
+        if name == "firmwareType" and not since(self._server.profile, "7.1"):
             _set_firmware(self, value)
             return True
         if name == "CPUExecutionCap" and not 1 <= int(value) <= 100:
@@ -382,7 +384,7 @@ class SessionMachineMixin:
         self._check_session()
         machine = self._machine
         if machine._state not in _SAVED:
-            which = "Saved" if self._server.profile == "6.1" else "Saved or Aborted-Saved"
+            which = "Saved or Aborted-Saved" if since(self._server.profile, "7.0") else "Saved"
             raise _err(
                 "VBOX_E_INVALID_VM_STATE",
                 f"Cannot discard the saved state as the machine is not in the {which} state "
