@@ -1,8 +1,10 @@
 """Workload 2: per-operation overhead (state query, start, stop, snapshot create) against the raw SDK call.
 
 Each operation is timed call by call (``perf_counter`` around each), K calls per round, several rounds;
-a round's sample is the median call. Start and stop alternate on the same VM, so both are measured
-from a legal state; snapshots are deleted (untimed) after each create so that the tree does not grow.
+a round's sample is the median call. The subjects take turns cycle by cycle (virtabstract's start,
+stop and snapshot, then raw's, then again), so a drift of the simulator's own cost hits both alike. Start and stop
+alternate on the same VM, so both are measured from a legal state; snapshots are deleted (untimed)
+after each create so that the tree does not grow.
 virtabstract and the raw SDK act on *different* VMs of the same simulated host.
 
 * libvirt test driver in process: the target is the *added* time (≤ 10 µs, hooks included: a
@@ -65,34 +67,43 @@ Step = tuple[str, Callable[[], Any], Callable[[], Any] | None]
 """(operation, timed call, untimed follow-up)."""
 
 
-def run_cycle(steps: list[Step], k: int) -> dict[str, float]:
-    """Run the steps k times in order; return each operation's median call time."""
-    times: dict[str, list[float]] = {op: [] for op, _, _ in steps}
+def run_cycles(subjects: dict[str, list[Step]], order: list[str], k: int) -> dict[tuple[str, str], float]:
+    """Run every subject's steps k times, the subjects taking turns cycle by cycle, in *order*.
+
+    Call-by-call interleaving pairs the samples: a simulator whose own cost drifts over a round
+    (libvirt's test driver: ±70 µs on a 250 µs start from one block of calls to the next) moves
+    every subject alike, instead of whichever subject ran its block during the drift. Returns
+    each (subject, operation)'s median call time.
+    """
+    times: dict[tuple[str, str], list[float]] = {(name, op): [] for name in order for op, _, _ in subjects[name]}
     gc.disable()
     try:
         for _ in range(k):
-            for op, call, after in steps:
-                start = time.perf_counter()
-                call()
-                times[op].append(time.perf_counter() - start)
-                if after is not None:
-                    after()
+            for name in order:
+                for op, call, after in subjects[name]:
+                    start = time.perf_counter()
+                    call()
+                    times[(name, op)].append(time.perf_counter() - start)
+                    if after is not None:
+                        after()
     finally:
         gc.enable()
-    return {op: statistics.median(values) for op, values in times.items()}
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def measure(subjects: dict[str, list[Step]], k: int, rounds: int, *, scenario: str, config: Config) -> list[Row]:
-    """Interleave the subjects (virtabstract, raw…) round by round; one row per (subject, operation)."""
+    """Interleave the subjects (virtabstract, raw…) call by call, several rounds; one row per (subject, operation).
+
+    A round's sample is each operation's median call; the order in which the subjects take turns
+    rotates each round.
+    """
     names = list(subjects)
-    for name in names:  # warm-up
-        run_cycle(subjects[name], max(1, k // 10))
+    run_cycles(subjects, names, max(1, k // 10))  # warm-up
     samples: dict[tuple[str, str], list[float]] = {}
     for index in range(rounds):
         order = names[index % len(names) :] + names[: index % len(names)]
-        for name in order:
-            for op, value in run_cycle(subjects[name], k).items():
-                samples.setdefault((name, op), []).append(value)
+        for key, value in run_cycles(subjects, order, k).items():
+            samples.setdefault(key, []).append(value)
         config.log(f"  ops {scenario}: round {index + 1}/{rounds}")
     return [
         Row("per-operation", f"{scenario}: {op}", name, None, values, ref=None if name == RAW else RAW)

@@ -50,9 +50,9 @@ from virtabstract._spec import CdRom, Disk, Nic
 from virtabstract.errors import BackendError, InvalidState, SpecError, UnsupportedOperation, VirtAbstractError
 
 from . import _devices, _guest, _sdk, _snapshots, _storage
-from ._connection import LIFECYCLE, LibvirtConnection
+from ._connection import LibvirtConnection
 from ._errors import GUEST, map_libvirt_errors
-from ._states import power_state
+from ._states import managed_save_possible, power_state
 from ._uri import OPTIONS, parse_options
 from ._xml import (
     DiskPlan,
@@ -304,7 +304,8 @@ class KVMBackend(Backend):
 
         * ``getAllDomainStats(STATE|VCPU|BALLOON)``: one call. The qemu driver answers the state,
           vCPUs and memory; libvirt's test driver only the state.
-        * ``listAllDomains(MANAGEDSAVE)`` when a domain is shut off (a managed save makes it SUSPENDED).
+        * ``listAllDomains(MANAGEDSAVE)`` when a shut-off domain may have a managed save image (its reason
+          is not shutdown, destroyed or crashed: see ``managed_save_possible``); an image makes it SUSPENDED.
         * Guest OS and tags (our metadata), and the vCPUs and memory the stats lack, come from the
           domain's XML. It is read once per domain and kept while the event loop delivers the events
           that invalidate it (as for :meth:`list_vms`); so a warm listing makes no per-domain call.
@@ -324,7 +325,7 @@ class KVMBackend(Backend):
         generation = self.lc.generation
         records = self.lc.read("list VMs", lambda c: c.getAllDomainStats(groups, 0))
         managed: set[str] = set()
-        if any(st.get("state.state") == _SHUTOFF for _d, st in records):
+        if any(managed_save_possible(st.get("state.state", 0), st.get("state.reason", 0)) for _d, st in records):
             managed = self._uuid_set(lv.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
         running = any(st.get("state.state") != _SHUTOFF for _d, st in records)
         leases = self._dhcp_leases() if running else {}
@@ -449,16 +450,14 @@ class KVMBackend(Backend):
     def get_state(self, vm_id: str) -> tuple[PowerState, str]:
         """One ``state()`` call.
 
-        A shut-off domain also needs its managed-save flag (SUSPENDED). A domain found without
-        a managed save image is remembered while the lifecycle callback is registered: an image
-        only appears when a running domain is saved, which libvirt announces with a lifecycle event
-        (STOPPED/SAVED), and :meth:`suspend` through this connection forgets it at once; so the
-        second call is made once per domain, not once per query.
-
-        The memo registers the lifecycle callback where a call is a round trip (every driver but the
-        in-process test driver). In process it is used only when the callback is registered anyway
-        (a listing or a subscriber asked for it): there a ``hasManagedSaveImage`` call costs about a
-        microsecond, and a registered callback 10 to 20 µs on every start and stop.
+        A shut-off domain may need its managed-save flag too (SUSPENDED), but only when its
+        reason allows an image (:func:`managed_save_possible`: not after a shutdown, destroy or
+        crash). A domain found without an image is remembered while the lifecycle callback is
+        registered (a listing or a subscriber asked for it): an image only appears when a running
+        domain is saved, which libvirt announces with a lifecycle event (STOPPED/SAVED), and
+        :meth:`suspend` through this connection forgets it at once. The memo never registers the
+        callback itself: a registered callback costs every start and stop a GIL hand-off on the
+        event thread (10 to 20 µs, and the event message through libvirtd).
         """
         lc = self.lc
         what = f"read the state of VM {vm_id}"
@@ -466,12 +465,12 @@ class KVMBackend(Backend):
             state, reason, managed = lc.on_domain(what, vm_id, _read_state_and_image)
             return power_state(state, reason, managed_save=bool(managed))
         state, reason = lc.on_domain(what, vm_id, _read_state)
-        if state != _SHUTOFF or vm_id in lc.no_managed_save:
+        if not managed_save_possible(state, reason) or vm_id in lc.no_managed_save:
             return power_state(state, reason)
-        memo = lc.lifecycle_watched or lc.need_events(LIFECYCLE)
+        memo = lc.lifecycle_watched
         saves = lc.save_events
         managed = lc.on_domain(what, vm_id, _has_managed_save)
-        if not managed and memo and lc.lifecycle_watched and lc.save_events == saves:
+        if not managed and memo and lc.save_events == saves:
             lc.no_managed_save.add(vm_id)
         return power_state(state, reason, managed_save=bool(managed))
 
@@ -969,9 +968,9 @@ def _has_managed_save(dom: Any) -> int:
 
 
 def _read_state_and_image(dom: Any) -> tuple[int, int, int]:
-    """``(state, reason, managed save image)``; the image is asked about only for a shut-off domain."""
+    """``(state, reason, managed save image)``; the image is asked about only where one can exist."""
     state, reason = dom.state(0)
-    return int(state), int(reason), int(dom.hasManagedSaveImage(0)) if state == _SHUTOFF else 0
+    return int(state), int(reason), int(dom.hasManagedSaveImage(0)) if managed_save_possible(state, reason) else 0
 
 
 def _create(dom: Any) -> Any:

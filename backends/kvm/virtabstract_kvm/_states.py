@@ -21,7 +21,15 @@ from collections.abc import Mapping
 
 from virtabstract import PowerState
 
-__all__ = ["EVENT_TABLE", "STATE_DEFAULTS", "STATE_NAMES", "STATE_TABLE", "event_state", "power_state"]
+__all__ = [
+    "EVENT_TABLE",
+    "STATE_DEFAULTS",
+    "STATE_NAMES",
+    "STATE_TABLE",
+    "event_state",
+    "managed_save_possible",
+    "power_state",
+]
 
 _R, _P, _ST, _SU = PowerState.RUNNING, PowerState.PAUSED, PowerState.STOPPED, PowerState.SUSPENDED
 _STOPPING, _CRASHED, _UNKNOWN = PowerState.STOPPING, PowerState.CRASHED, PowerState.UNKNOWN
@@ -121,6 +129,23 @@ def power_state(state: int, reason: int, *, managed_save: bool = False) -> tuple
     if managed_save and state == 5:
         return _SU, native + "+managedsave"
     return power, native
+
+
+_RAN_THEN_STOPPED = frozenset({1, 2, 3})
+"""Shut-off reasons only a domain that really ran can have: shutdown, destroyed, crashed."""
+
+
+def managed_save_possible(state: int, reason: int) -> bool:
+    """Whether a domain in this ``(state, reason)`` can have a managed save image at all.
+
+    Only a shut-off domain can. An image is made by ``managedSave`` (reason *saved*) and
+    consumed by the next successful start: libvirt deletes it once the domain is restored,
+    and ``start --force-boot`` discards it. So a domain shut off after it ran (shutdown,
+    destroyed, crashed) has none, and its state needs no ``hasManagedSaveImage`` call. Every
+    other reason (*saved*, *unknown* after a daemon restart, *failed* when a restore failed,
+    reasons a newer libvirt adds) may have one and is asked.
+    """
+    return state == 5 and reason not in _RAN_THEN_STOPPED
 
 
 _EVENTS: dict[int, tuple[str, PowerState, dict[int, tuple[str, PowerState]]]] = {

@@ -82,32 +82,38 @@ def test_summaries_match_info_and_are_constant_calls(hv: Any, vm: Any) -> None:
     assert {s.id: s for s in hv.vms.list_summaries()}[vm.id].state is PowerState.RUNNING
 
 
-# (how the lifecycle callback came to be registered, managed-save calls for two queries of a stopped VM)
+# (how the connection was used first, managed-save calls for two queries of a never-started VM, callback registered)
 STATE_CASES = [
-    pytest.param("none", 2, id="in-process-no-callback-asks-each-time"),
-    pytest.param("listing", 1, id="in-process-after-a-listing-memo"),
-    pytest.param("round-trip", 1, id="round-trip-registers-and-memo"),
+    pytest.param("none", 2, False, id="in-process-no-callback-asks-each-time"),
+    pytest.param("listing", 1, True, id="in-process-after-a-listing-memo"),
+    pytest.param("round-trip", 2, False, id="round-trip-never-registers-for-the-memo"),
 ]
 
 
-@pytest.mark.parametrize(("setup", "managed_calls"), STATE_CASES)
-def test_state_is_one_call_and_handles_are_cached(hv: Any, vm: Any, setup: str, managed_calls: int) -> None:
+@pytest.mark.parametrize(("setup", "managed_calls", "watched"), STATE_CASES)
+def test_state_is_one_call_and_handles_are_cached(
+    hv: Any, vm: Any, setup: str, managed_calls: int, watched: bool
+) -> None:
     lc = hv.backend.lc
     if setup == "listing":
         hv.vms.list_summaries()
     elif setup == "round-trip":
-        lc.in_process = False  # the policy of every URI but test:///: a saved call is worth a callback
-    vm.start()
+        lc.in_process = False  # the policy of every URI but test:///
     calls = _counting_handle(hv, vm.id)
+    assert vm.state is PowerState.STOPPED  # never started (reason unknown): an image could exist, so ask
+    assert vm.state is PowerState.STOPPED
+    assert calls == Counter(state=2, hasManagedSaveImage=managed_calls)
+    vm.start()
+    calls.clear()
     assert vm.state is PowerState.RUNNING
     assert vm.state is PowerState.RUNNING
     assert calls == Counter(state=2)
     vm.power_off()
     calls.clear()
-    assert vm.state is PowerState.STOPPED  # state + the managed-save flag (once, when remembered)
+    assert vm.state is PowerState.STOPPED  # destroyed after it ran: no image can exist, one call
     assert vm.state is PowerState.STOPPED
-    assert calls == Counter(state=2, hasManagedSaveImage=managed_calls)
-    assert lc.lifecycle_watched is (setup != "none")
+    assert calls == Counter(state=2)
+    assert lc.lifecycle_watched is watched
 
 
 def test_start_and_stop_need_no_state_read(hv: Any, vm: Any) -> None:
@@ -160,12 +166,23 @@ def test_undefine_drops_the_handle(hv: Any) -> None:
     assert made.id not in lc._domains
 
 
-@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "round-trip"])
-def test_managed_save_is_seen_after_the_no_image_shortcut(hv: Any, vm: Any, in_process: bool) -> None:
+# (URI policy, listing first: registers the lifecycle callback, so "no image" is remembered)
+SHORTCUT_CASES = [
+    pytest.param(True, False, id="in-process"),
+    pytest.param(False, False, id="round-trip"),
+    pytest.param(True, True, id="in-process-listed"),
+    pytest.param(False, True, id="round-trip-listed"),
+]
+
+
+@pytest.mark.parametrize(("in_process", "listed"), SHORTCUT_CASES)
+def test_managed_save_is_seen_after_the_no_image_shortcut(hv: Any, vm: Any, in_process: bool, listed: bool) -> None:
     lc = hv.backend.lc
     lc.in_process = in_process
+    if listed:
+        hv.vms.list_summaries()
     assert vm.state is PowerState.STOPPED
-    assert (vm.id in lc.no_managed_save) is not in_process  # remembered only with the lifecycle callback
+    assert (vm.id in lc.no_managed_save) is listed  # remembered only with the lifecycle callback
     vm.start()
     vm.suspend()
     assert vm.state is PowerState.SUSPENDED

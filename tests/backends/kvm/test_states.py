@@ -8,7 +8,14 @@ from virtabstract import PowerState
 
 libvirt = pytest.importorskip("libvirt")
 
-from virtabstract_kvm._states import EVENT_TABLE, STATE_NAMES, STATE_TABLE, event_state, power_state  # noqa: E402
+from virtabstract_kvm._states import (  # noqa: E402
+    EVENT_TABLE,
+    STATE_NAMES,
+    STATE_TABLE,
+    event_state,
+    managed_save_possible,
+    power_state,
+)
 
 _SHUTDOWN_FLAG_NAMES = {"DEFAULT", "ACPI_POWER_BTN", "GUEST_AGENT", "INITCTL", "SIGNAL", "PARAVIRT"}
 
@@ -101,3 +108,26 @@ EVENT_PAIRS = [
 def test_every_lifecycle_event_is_mapped(event: int, detail: int, const: str) -> None:
     assert (event, detail) in EVENT_TABLE, const
     assert event_state(event, detail) == EVENT_TABLE[(event, detail)]
+
+
+# (state, reason, can a managed save image exist): only a domain shut off after it really ran is sure to have none
+MANAGED_SAVE_CASES = [
+    (5, 0, True),  # unknown (e.g. after a daemon restart): ask
+    (5, 1, False),  # shutdown: it ran, so the image was consumed or discarded at start
+    (5, 2, False),  # destroyed
+    (5, 3, False),  # crashed
+    (5, 4, True),  # migrated
+    (5, 5, True),  # saved: managedSave's own reason
+    (5, 6, True),  # failed: a failed restore keeps the image
+    (5, 7, True),  # from_snapshot
+    (5, 8, True),  # daemon
+    (5, 99, True),  # a reason a newer libvirt adds
+    (1, 1, False),  # running
+    (3, 1, False),  # paused
+    (7, 0, False),  # pmsuspended
+]
+
+
+@pytest.mark.parametrize(("state", "reason", "possible"), MANAGED_SAVE_CASES)
+def test_managed_save_possible(state: int, reason: int, possible: bool) -> None:
+    assert managed_save_possible(state, reason) is possible
