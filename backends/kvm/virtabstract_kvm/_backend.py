@@ -455,9 +455,11 @@ class KVMBackend(Backend):
         crash). A domain found without an image is remembered while the lifecycle callback is
         registered (a listing or a subscriber asked for it): an image only appears when a running
         domain is saved, which libvirt announces with a lifecycle event (STOPPED/SAVED), and
-        :meth:`suspend` through this connection forgets it at once. The memo never registers the
-        callback itself: a registered callback costs every start and stop a GIL hand-off on the
-        event thread (10 to 20 µs, and the event message through libvirtd).
+        :meth:`suspend` through this connection forgets it at once. Without the callback, a domain
+        with reason *unknown* (defined, never started since) found without an image is remembered
+        while that reason stays (``LibvirtConnection.no_image_while_unknown``). The memo never
+        registers the callback itself: a registered callback costs every start and stop a GIL
+        hand-off on the event thread (10 to 20 µs, and the event message through libvirtd).
         """
         lc = self.lc
         what = f"read the state of VM {vm_id}"
@@ -467,11 +469,15 @@ class KVMBackend(Backend):
         state, reason = lc.on_domain(what, vm_id, _read_state)
         if not managed_save_possible(state, reason) or vm_id in lc.no_managed_save:
             return power_state(state, reason)
+        if reason == _REASON_UNKNOWN and vm_id in lc.no_image_while_unknown:
+            return power_state(state, reason)
         memo = lc.lifecycle_watched
         saves = lc.save_events
         managed = lc.on_domain(what, vm_id, _has_managed_save)
         if not managed and memo and lc.save_events == saves:
             lc.no_managed_save.add(vm_id)
+        elif not managed and reason == _REASON_UNKNOWN:
+            lc.no_image_while_unknown.add(vm_id)
         return power_state(state, reason, managed_save=bool(managed))
 
     # -- power ------------------------------------------------------------------------------
@@ -561,6 +567,7 @@ class KVMBackend(Backend):
     def suspend(self, vm_id: str) -> None:
         """Managed save: memory to disk, process gone; ``start`` restores."""
         self.lc.no_managed_save.discard(vm_id)
+        self.lc.no_image_while_unknown.discard(vm_id)
         try:
             self._power("suspend", vm_id, lambda d: d.managedSave(0))
         finally:
@@ -956,6 +963,7 @@ class KVMBackend(Backend):
 
 
 _SHUTOFF = 5  # VIR_DOMAIN_SHUTOFF
+_REASON_UNKNOWN = 0  # VIR_DOMAIN_SHUTOFF_UNKNOWN
 
 
 def _read_state(dom: Any) -> tuple[int, int]:

@@ -105,6 +105,11 @@ class LibvirtConnection:
         self.no_managed_save: set[str] = set()
         """Domains known to have no managed save image, kept while events run: an image appears only
         when a running domain is saved (lifecycle event STOPPED/SAVED, or ``suspend`` through the backend)."""
+        self.no_image_while_unknown: set[str] = set()
+        """Shut-off domains with reason *unknown* found without a managed save image, kept without events.
+        libvirt gives that reason only when it defines or loads a domain (a new definition, or a daemon
+        restart, which drops this connection and clears the set); a domain that gets an image afterwards
+        runs and is saved first, so its reason is no longer *unknown* when it has one."""
         self.save_events = 0
         """STOPPED/SAVED events seen (a reader adds to no_managed_save only if none came in between)."""
         self._libvirt_error: type[BaseException] | None = None  # libvirtError, remembered by open()
@@ -159,6 +164,7 @@ class LibvirtConnection:
         self._cache.clear()
         self.summaries.clear()
         self.no_managed_save.clear()
+        self.no_image_while_unknown.clear()
         self._domains.clear()
         self._setup_reliability(conn)
 
@@ -244,6 +250,7 @@ class LibvirtConnection:
         if event in (0, 1):  # VIR_DOMAIN_EVENT_DEFINED / UNDEFINED (a rename is both): the handle may be stale
             self._domains.pop(uuid, None)
             self.no_managed_save.discard(uuid)
+            self.no_image_while_unknown.discard(uuid)
         elif event == 5 and detail == 4:  # STOPPED / SAVED: a managed save image may have appeared
             self.save_events += 1
             self.no_managed_save.discard(uuid)
@@ -350,6 +357,7 @@ class LibvirtConnection:
         """Drop everything cached about one domain, its handle included (undefined, or found gone)."""
         self.forget(vm_id)
         self.no_managed_save.discard(vm_id)
+        self.no_image_while_unknown.discard(vm_id)
         self._domains.pop(vm_id, None)
 
     def on_domain(self, what: str, vm_id: str, func: Callable[[Any], T], *, change: bool = False) -> T:

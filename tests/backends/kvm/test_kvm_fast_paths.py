@@ -86,7 +86,7 @@ def test_summaries_match_info_and_are_constant_calls(hv: Any, vm: Any) -> None:
 STATE_CASES = [
     pytest.param("none", 2, False, id="in-process-no-callback-asks-each-time"),
     pytest.param("listing", 1, True, id="in-process-after-a-listing-memo"),
-    pytest.param("round-trip", 2, False, id="round-trip-never-registers-for-the-memo"),
+    pytest.param("round-trip", 1, False, id="round-trip-remembers-while-the-reason-is-unknown"),
 ]
 
 
@@ -183,6 +183,8 @@ def test_managed_save_is_seen_after_the_no_image_shortcut(hv: Any, vm: Any, in_p
         hv.vms.list_summaries()
     assert vm.state is PowerState.STOPPED
     assert (vm.id in lc.no_managed_save) is listed  # remembered only with the lifecycle callback
+    # without it, a round trip remembers "no image" while the reason stays unknown (never started)
+    assert (vm.id in lc.no_image_while_unknown) is (not listed and not in_process)
     vm.start()
     vm.suspend()
     assert vm.state is PowerState.SUSPENDED
@@ -200,3 +202,20 @@ def test_managed_save_is_seen_after_the_no_image_shortcut(hv: Any, vm: Any, in_p
             time.sleep(0.01)
         assert vm.state is PowerState.SUSPENDED
         other_vm.start()
+
+
+def test_the_unknown_reason_memo_ends_when_another_client_saves_the_domain(hv: Any, vm: Any) -> None:
+    """A domain that gets an image runs and is saved first: its reason is then *saved*, and is asked about."""
+    lc = hv.backend.lc
+    lc.in_process = False  # the policy of every URI but test:///
+    assert vm.state is PowerState.STOPPED
+    assert vm.id in lc.no_image_while_unknown
+    assert not lc.lifecycle_watched
+    with virtabstract.connect("test:///default", events=False) as other:
+        other_vm = other.vms.get(vm.id)
+        other_vm.start()
+        other_vm.suspend()
+        assert vm.state is PowerState.SUSPENDED
+        other_vm.start()
+        other_vm.power_off()
+    assert vm.state is PowerState.STOPPED
