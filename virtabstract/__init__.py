@@ -53,7 +53,7 @@ from ._plugins import BackendRegister, PluginManager, get_plugin_manager
 from ._security import InsecureConnectionWarning, warn_insecure
 from ._spec import CdRom, Disk, Nic, VMSpec, load_spec, spec_schema
 from ._units import format_size, parse_size
-from ._url import URL, make_url
+from ._url import URL, make_url, option_bool, option_seconds
 from ._wait import Clock, ManualClock, SystemClock, wait_until
 from .hookspecs import hookimpl
 
@@ -115,6 +115,8 @@ __all__ = [
     "hookimpl",
     "load_spec",
     "make_url",
+    "option_bool",
+    "option_seconds",
     "parse_size",
     "snapshot_deletion_order",
     "spec_schema",

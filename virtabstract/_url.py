@@ -12,6 +12,7 @@ the only way to get it back, for the backend that must send it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from .errors import InvalidURL
 
-__all__ = ["URL", "make_url"]
+__all__ = ["URL", "make_url", "option_bool", "option_seconds"]
 
 _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9.-]*(\+[a-zA-Z0-9.-]+)?$")
 _WINDOWS_DRIVE_PATH = re.compile(r"^/[A-Za-z]:[/\\]")
@@ -144,14 +145,7 @@ class URL:
     def flag(self, name: str, default: bool = False) -> bool:
         """Return query option *name* as a boolean (``1/true/yes/on`` vs ``0/false/no/off``)."""
         raw = self.query.get(name)
-        if raw is None:
-            return default
-        lowered = raw.strip().lower()
-        if lowered in ("", "1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise InvalidURL(f"URL option {name}={raw!r} is not a boolean (use 1 or 0)")
+        return default if raw is None else option_bool(name, raw)
 
     def set(self, **changes: Any) -> URL:
         """Return a copy with the given attributes replaced (``query`` may be a dict)."""
@@ -178,6 +172,38 @@ class URL:
 
     def __repr__(self) -> str:
         return f"URL({self.render()!r})"
+
+
+def option_bool(name: str, value: Any) -> bool:
+    """A connect option (URL query or keyword) as a boolean: ``1/true/yes/on`` (or empty) vs ``0/false/no/off``.
+
+    :raises InvalidURL: anything else, naming the option and what it expects.
+    """
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("", "1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise InvalidURL(f"option {name}={value!r} is not a boolean (use 1 or 0)")
+
+
+def option_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A connect option (URL query or keyword) as a duration: a positive, finite number of seconds.
+
+    :param allow_zero: accept ``0`` too (a simulated delay of nothing), not only positive durations.
+    :raises InvalidURL: anything else (text, a negative number, ``inf``/``nan``, zero unless
+        allowed), naming the option.
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero) or isinstance(value, bool):
+        expected = "a non-negative" if allow_zero else "a positive"
+        raise InvalidURL(f"option {name}={value!r}: expected {expected} number of seconds, such as 30 or 2.5")
+    return seconds
 
 
 def make_url(value: str | URL) -> URL:

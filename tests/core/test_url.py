@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from virtabstract import URL
+from virtabstract import URL, option_bool, option_seconds
 from virtabstract.errors import InvalidURL
 
 
@@ -112,3 +112,52 @@ def test_round_trip_and_never_leaks(user, password, host):
     assert again.password == password
     if len(password) >= 4 and password not in "esx://***@/" + host + user:
         assert password not in repr(url)
+
+
+# -- connect option values (shared by every backend) -----------------------------------------------
+
+BOOL_CASES = [
+    (True, True), (False, False), ("1", True), ("yes", True), ("ON", True), ("", True),
+    ("0", False), ("false", False), (" Off ", False), ("no", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "expected"), BOOL_CASES)
+def test_option_bool(value: object, expected: bool) -> None:
+    assert option_bool("events", value) is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "tru", None])
+def test_option_bool_names_the_option(value: object) -> None:
+    with pytest.raises(InvalidURL, match=r"option events=.*not a boolean"):
+        option_bool("events", value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("30", 30.0), (2.5, 2.5), (1, 1.0), (" 0.25 ", 0.25)])
+def test_option_seconds(value: object, expected: float) -> None:
+    assert option_seconds("timeout", value) == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "", "0", 0, -5, "inf", "nan", True, None, [1]])
+def test_option_seconds_rejects_what_is_not_a_positive_duration(value: object) -> None:
+    with pytest.raises(InvalidURL, match=r"option timeout=.*positive number of seconds"):
+        option_seconds("timeout", value)
+
+
+def test_url_flag_uses_the_same_rule() -> None:
+    url = URL.parse("mock:///?verify=off&bad=perhaps")
+    assert url.flag("verify") is False
+    assert url.flag("missing", default=True) is True
+    with pytest.raises(InvalidURL, match="bad="):
+        url.flag("bad")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), (0, 0.0), ("0.5", 0.5)])
+def test_option_seconds_may_allow_zero(value: object, expected: float) -> None:
+    assert option_seconds("agent_delay", value, allow_zero=True) == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "x", False])
+def test_option_seconds_allowing_zero_still_rejects_the_rest(value: object) -> None:
+    with pytest.raises(InvalidURL, match=r"option agent_delay=.*non-negative number of seconds"):
+        option_seconds("agent_delay", value, allow_zero=True)

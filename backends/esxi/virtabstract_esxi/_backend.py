@@ -61,6 +61,7 @@ from virtabstract import (
     VMSummary,
     check_transition,
     get_guest_os,
+    option_seconds,
 )
 from virtabstract.errors import (
     BackendError,
@@ -208,10 +209,13 @@ class ESXiBackend(Backend):
             raise InvalidURL(
                 f"unknown URL option(s) for the esxi backend: {', '.join(unknown)} (accepted: {', '.join(URL_OPTIONS)})"
             )
-        timeout = options.get("timeout")
-        self.task_timeout = float(options.get("task_timeout") or DEFAULT_TASK_TIMEOUT)
+        timeout, task_timeout = options.get("timeout"), options.get("task_timeout")
+        self.task_timeout = DEFAULT_TASK_TIMEOUT
+        if task_timeout is not None:
+            self.task_timeout = option_seconds("task_timeout", task_timeout)
         self.progress: ProgressCallback | None = options.get("progress")
-        self._session = Session(url, credentials, timeout=float(timeout) if timeout else None)
+        session_timeout = None if timeout is None else option_seconds("timeout", timeout)
+        self._session = Session(url, credentials, timeout=session_timeout)
         self._inventory = Inventory(self._session, self._scope_root)
         self._scope: Any = None
         self._scope_dc: Any = None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from virtabstract import URL
+from virtabstract import URL, option_bool
 from virtabstract.errors import InvalidURL
 
 __all__ = ["OPTIONS", "ConnectOptions", "libvirt_uri", "parse_options"]
@@ -57,17 +57,6 @@ def libvirt_uri(url: URL) -> str:
     return url.set(scheme=scheme, path=path, password=None, query=query).render(hide_password=False)
 
 
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("", "1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise InvalidURL(f"option {name}={value!r} is not a boolean (use 1 or 0)")
-
-
 def _keepalive(value: Any) -> tuple[int, int]:
     if isinstance(value, (tuple, list)) and len(value) == 2:
         parts = [str(v) for v in value]
@@ -105,6 +94,6 @@ def parse_options(url: URL, options: Mapping[str, Any]) -> ConnectOptions:
         domain_type=domain_type,
         shutdown_method=method,
         keepalive=_keepalive(merged.get("keepalive", "5,3")),
-        events=_as_bool("events", merged.get("events", True)),
-        readonly=_as_bool("readonly", merged.get("readonly", False)),
+        events=option_bool("events", merged.get("events", True)),
+        readonly=option_bool("readonly", merged.get("readonly", False)),
     )

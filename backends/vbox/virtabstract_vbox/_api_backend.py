@@ -61,10 +61,9 @@ from virtabstract.errors import (
 from ._api import LOCK_SHARED, LOCK_WRITE, VBoxApi, import_vboxapi
 from ._api_guest import ApiGuestMixin
 from ._api_machine import ApiMachineMixin
-from ._backend import _UUID_RE, MAX_NICS, VBoxBackend
+from ._backend import _UUID_RE, MAX_NICS, VBoxBackend, local_session_timeout
 from ._parse import VBoxVersion
 from ._states import is_online, power_state
-from ._vboxmanage import DEFAULT_TIMEOUT
 from ._versions import check_version
 
 __all__ = ["VBoxApiBackend"]
@@ -97,12 +96,8 @@ class VBoxApiBackend(ApiMachineMixin, ApiGuestMixin, VBoxBackend):
 
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         Backend.__init__(self, url, credentials, options)
-        if url.host or url.path not in ("", "/", "/session"):
-            from virtabstract.errors import InvalidURL
-
-            raise InvalidURL(f"{url}: only the local VirtualBox is supported (vbox:///session)")
+        self._timeout = local_session_timeout(url, self.options)
         self.transport = "api"
-        self._timeout = float(self.options.get("timeout") or url.option("timeout") or DEFAULT_TIMEOUT)
         self._api: VBoxApi | None = None
         self.version = VBoxVersion(0, 0, 0)
 

@@ -90,6 +90,7 @@ from virtabstract import (
     check_transition,
     get_guest_os,
     guest_os_from_native,
+    option_seconds,
     parse_size,
     snapshot_deletion_order,
 )
@@ -334,6 +335,20 @@ def linked_clone_names(vm_uuid: str, media: Sequence[MediumRecord]) -> list[str]
     return names
 
 
+def local_session_timeout(url: URL, options: Mapping[str, Any]) -> float:
+    """Check that *url* names the local VirtualBox and return the call timeout (both transports).
+
+    :raises InvalidURL: a host or a path other than ``/session``, or a timeout that is not a
+        positive number of seconds.
+    """
+    if url.host or url.path not in ("", "/", "/session"):
+        raise InvalidURL(f"{url}: only the local VirtualBox is supported (vbox:///session)")
+    value = options.get("timeout")
+    if value is None:
+        value = url.option("timeout")
+    return DEFAULT_TIMEOUT if value is None else option_seconds("timeout", value)
+
+
 def select_transport(url: URL, options: Mapping[str, Any]) -> str:
     """``api`` or ``vboxmanage`` for these URL and options.
 
@@ -407,11 +422,9 @@ class VBoxBackend(Backend):
 
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         super().__init__(url, credentials, options)
-        if url.host or url.path not in ("", "/", "/session"):
-            raise InvalidURL(f"{url}: only the local VirtualBox is supported (vbox:///session)")
+        self._timeout = local_session_timeout(url, self.options)
         self.transport = "vboxmanage"
         self._vboxmanage_path = self.options.get("vboxmanage") or url.option("vboxmanage")
-        self._timeout = float(self.options.get("timeout") or url.option("timeout") or DEFAULT_TIMEOUT)
         self._vbm: VBoxManage | None = None
         self.version = VBoxVersion(0, 0, 0)
 

@@ -313,6 +313,14 @@ def test_connection_target() -> None:
         connection_target(URL.parse("esx:///"))
 
 
+@pytest.mark.parametrize(("option", "value"), [("timeout", "soon"), ("timeout", 0), ("task_timeout", -1)])
+def test_timeouts_must_be_positive_seconds(option: str, value: object) -> None:
+    import virtabstract
+
+    with pytest.raises(E.InvalidURL, match=f"option {option}="):
+        virtabstract.connect("esx://esx1.invalid/", username="u", password="p", **{option: value})
+
+
 def test_ssl_context_always_verifies_by_default() -> None:
     from virtabstract_esxi._session import build_ssl_context
 

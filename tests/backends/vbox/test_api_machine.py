@@ -593,3 +593,26 @@ def test_power_off_discards_an_aborted_saved_state(fake_com: Any, api_hv: virtab
     machine._state = "Aborted"
     vm.power_off()  # nothing to stop
     assert machine._state == "Aborted"
+
+
+def test_add_disk_failure_deletes_the_image_it_created(
+    fake_com: Any, api_hv: virtabstract.Hypervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """attachDevice refused after createBaseStorage: the new image is deleted, the VM keeps its disks."""
+    from .fake_com import SessionMachine
+
+    vm = _vm(api_hv)
+    before_media, before_disks = _media_paths(fake_com), [d.id for d in vm.info().disks]
+    folder = Path(_machine(fake_com, vm).settingsFilePath).parent
+    before_files = set(folder.glob("*.vdi"))
+
+    def refuse(*_args: Any) -> None:
+        raise COMError("VBOX_E_OBJECT_IN_USE", "The port is in use (fake)")
+
+    monkeypatch.setattr(SessionMachine, "attachDevice", refuse)
+    with pytest.raises(InvalidState, match="port is in use"):
+        vm.add_disk(Disk(size=16))
+    assert _media_paths(fake_com) == before_media
+    assert set(folder.glob("*.vdi")) == before_files
+    assert [d.id for d in vm.info().disks] == before_disks
+    assert fake_com.server.locked_sessions() == []

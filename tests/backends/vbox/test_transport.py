@@ -16,6 +16,7 @@ from virtabstract.errors import (
     BackendUnavailable,
     GuestFileNotFound,
     InvalidState,
+    InvalidURL,
     OperationTimeout,
     SnapshotNotFound,
     SpecError,
@@ -55,6 +56,20 @@ def test_timeout_and_garbage(tmp_path: Path) -> None:
         virtabstract.connect("vbox:///session", vboxmanage=str(junk))
     with pytest.raises(BackendError):
         VBoxManage(str(tmp_path / "absent")).out("--version")
+
+
+@pytest.mark.parametrize("transport", ["vboxmanage", "api"])
+@pytest.mark.parametrize(("url", "options", "message"), [
+    ("vbox:///session?timeout=abc", {}, "option timeout='abc'"),
+    ("vbox:///session", {"timeout": -3}, "option timeout=-3"),
+    ("vbox://otherhost/session", {}, "only the local VirtualBox"),
+    ("vbox:///elsewhere", {}, "only the local VirtualBox"),
+])  # fmt: skip
+def test_bad_url_or_timeout_is_refused_before_connecting(
+    transport: str, url: str, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidURL, match=message):
+        virtabstract.connect(url, transport=transport, **options)
 
 
 def test_password_file_is_private_and_removed() -> None:

@@ -106,7 +106,7 @@ from ..._model import (
     VMInfo,
 )
 from ..._spec import Disk, Nic, VMSpec
-from ..._url import URL
+from ..._url import URL, option_seconds
 from ..._wait import Clock, ManualClock, SystemClock
 from ...errors import (
     AlreadyExists,
@@ -310,17 +310,7 @@ class _Options:
     @staticmethod
     def _float(raw: Mapping[str, Any], key: str, default: float) -> float:
         value = raw.get(key)
-        if value is None:
-            return default
-        try:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidURL(f"mock option {key}={value!r}: expected a number of seconds") from None
-        if not number >= 0 or number == float("inf"):
-            raise InvalidURL(f"mock option {key}={value!r}: expected a non-negative number of seconds")
-        return number
+        return default if value is None else option_seconds(key, value, allow_zero=True)
 
     @staticmethod
     def _names(value: Any, key: str) -> list[str]:
