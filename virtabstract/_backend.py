@@ -365,8 +365,26 @@ class Backend(ABC):
         """
         return any(s.name == name for s in self.list_snapshots(vm_id))
 
-    def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
-        """Take a snapshot; with *memory*, the running state is included."""
+    def get_snapshot(self, vm_id: str, snapshot_id: str) -> SnapshotInfo:
+        """One snapshot's details (the default reads the tree).
+
+        :raises SnapshotNotFound: the VM has no snapshot with that id.
+        """
+        for info in self.list_snapshots(vm_id):
+            if info.id == snapshot_id:
+                return info
+        raise SnapshotNotFound(f"VM {vm_id} has no snapshot with id {snapshot_id!r}")
+
+    def create_snapshot(
+        self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool
+    ) -> SnapshotInfo | str:
+        """Take a snapshot; with *memory*, the running state is included.
+
+        Return the new snapshot's :class:`SnapshotInfo`, or only its id when the hypervisor answers
+        with the id alone and its details (parent, creation time, recorded state) would cost another
+        round trip: the core's :class:`~virtabstract.Snapshot` then reads them with
+        :meth:`get_snapshot` the first time they are asked for (libvirt does this).
+        """
         self.unsupported("snapshot_create")
 
     def revert_snapshot(self, vm_id: str, snapshot_id: str) -> None:

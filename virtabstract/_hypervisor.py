@@ -36,7 +36,7 @@ from ._model import (
     VMInfo,
     VMSummary,
 )
-from ._spec import Disk, Nic, VMSpec
+from ._spec import Disk, Nic, VMSpec, _check_name, _check_text
 from ._units import parse_size
 from ._url import URL
 from ._wait import wait_until
@@ -80,6 +80,10 @@ class OperationContext(NamedTuple):
     """The operation's parameters (never secrets)."""
     elapsed_s: float = 0.0
     """Seconds the operation took (after-operation hook only)."""
+
+
+_context = tuple.__new__
+"""Builds an :class:`OperationContext` from all six fields without the Python-level ``__new__`` frame."""
 
 
 class Hypervisor:
@@ -186,17 +190,21 @@ class Hypervisor:
         capability: Capability | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> T:
-        """Run one backend call with the capability check and the hooks around it."""
-        self._require(capability, operation)
+        """Run one backend call with the capability check and the hooks around it.
+
+        The hot path of every operation: no hooks, one test; the hook path builds two contexts.
+        """
+        if self._closed or (capability is not None and capability not in self._capabilities):
+            self._require(capability, operation)
         if not self._hooks:
             return func()
         url = self._url_text
         if url is None:  # the URL is immutable: render (and mask) it once
             url = self._url_text = str(self._url)
         backend = self._backend.name
-        args = dict(params or {})
+        args = dict(params) if params else {}
         if self._before_hook is not None:
-            self._before_hook(context=OperationContext(operation, backend, url, vm_id, args))
+            self._before_hook(_context(OperationContext, (operation, backend, url, vm_id, args, 0.0)))
         after = self._after_hook
         if after is None:
             return func()
@@ -204,11 +212,15 @@ class Hypervisor:
         try:
             result = func()
         except BaseException as exc:
-            after(context=OperationContext(operation, backend, url, vm_id, args, time.monotonic() - started),
-                  result=None, error=exc)  # fmt: skip
+            after(
+                _context(OperationContext, (operation, backend, url, vm_id, args, time.monotonic() - started)),
+                None,
+                exc,
+            )
             raise
-        after(context=OperationContext(operation, backend, url, vm_id, args, time.monotonic() - started),
-              result=result, error=None)  # fmt: skip
+        after(
+            _context(OperationContext, (operation, backend, url, vm_id, args, time.monotonic() - started)), result, None
+        )
         return result
 
     def _vm(self, info: VMInfo) -> VM:
@@ -367,7 +379,7 @@ class VM:
     @property
     def state(self) -> PowerState:
         """The current power state (read fresh)."""
-        return self._call("get_state", lambda: self._hv.backend.get_state(self.id))[0]
+        return self._hv._call("get_state", self.id, lambda: self._hv._backend.get_state(self.id))[0]
 
     @property
     def native(self) -> Any:
@@ -507,8 +519,6 @@ class VM:
         :param linked: share the source's disks copy-on-write instead of copying them.
         :param snapshot: clone the state of this snapshot (required by some backends for linked clones).
         """
-        from ._spec import _check_name
-
         try:
             _check_name(name, "name")
         except SpecError as err:
@@ -783,52 +793,84 @@ class SnapshotCollection:
         :param quiesce: ask the guest agent to flush file systems first.
         :param allow_duplicate: permit a name the VM already uses.
         """
-        from ._spec import _check_name, _check_text
-
         _check_name(name, "name", max_length=255)
         _check_text(description, "description", 8192)
-        backend = self._vm.hypervisor.backend
-        self._vm.hypervisor._require(Capability.SNAPSHOTS, "snapshot create")
+        vm = self._vm
+        vm_id = vm.id
+        hv = vm._hv
+        backend = hv._backend
+        if hv._closed or Capability.SNAPSHOTS not in hv._capabilities:
+            hv._require(Capability.SNAPSHOTS, "snapshot create")
         if memory:
-            self._vm.hypervisor._require(Capability.SNAPSHOT_MEMORY, "snapshot with memory")
-        if not allow_duplicate and backend.snapshot_name_exists(self._vm.id, name):
-            raise AlreadyExists(f"VM {self._vm.name!r} already has a snapshot named {name!r}")
-        info = self._vm._call(
-            "snapshot_create",
-            lambda: backend.create_snapshot(self._vm.id, name, description=description, memory=memory, quiesce=quiesce),
+            hv._require(Capability.SNAPSHOT_MEMORY, "snapshot with memory")
+        if not allow_duplicate and backend.snapshot_name_exists(vm_id, name):
+            raise AlreadyExists(f"VM {vm.name!r} already has a snapshot named {name!r}")
+
+        def create() -> Snapshot:
+            made = backend.create_snapshot(vm_id, name, description=description, memory=memory, quiesce=quiesce)
+            return Snapshot(self, made) if isinstance(made, SnapshotInfo) else Snapshot(self, None, made, name)
+
+        return hv._call("snapshot_create", vm_id, create, params={"name": name, "memory": memory})
+
+    def _read(self, snapshot_id: str) -> SnapshotInfo:
+        """One snapshot's details, read now (for a :class:`Snapshot` created without them)."""
+        backend = self._vm.hypervisor.backend
+        return self._vm._call(
+            "get_snapshot",
+            lambda: backend.get_snapshot(self._vm.id, snapshot_id),
             Capability.SNAPSHOTS,
-            name=name,
-            memory=memory,
+            snapshot_id=snapshot_id,
         )
-        return Snapshot(self, info)
 
 
 class Snapshot:
-    """One snapshot. ``parent`` and ``children`` are read fresh from the tree."""
+    """One snapshot. ``parent`` and ``children`` are read fresh from the tree.
 
-    def __init__(self, collection: SnapshotCollection, info: SnapshotInfo) -> None:
+    :attr:`id`, :attr:`name` and :attr:`vm_id` never need a round trip. The rest comes from
+    :attr:`info`, the :class:`SnapshotInfo` read with this object; on backends whose hypervisor
+    answers a create with the new snapshot's id alone (libvirt), :meth:`SnapshotCollection.create`
+    returns without reading it and :attr:`info` is read on first access (reading it then raises
+    :class:`~virtabstract.errors.SnapshotNotFound` if the snapshot was deleted meanwhile).
+    """
+
+    def __init__(
+        self,
+        collection: SnapshotCollection,
+        info: SnapshotInfo | None,
+        snapshot_id: str = "",
+        name: str = "",
+    ) -> None:
         self._collection = collection
-        self.info = info
-        """The :class:`SnapshotInfo` read with this object."""
+        self._info = info
+        self._id = snapshot_id if info is None else info.id
+        self._name = name if info is None else info.name
 
     def __repr__(self) -> str:
-        return f"<Snapshot {self.info.name!r} id={self.info.id}>"
+        return f"<Snapshot {self._name!r} id={self._id}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Snapshot) and other.info.id == self.info.id and other.vm_id == self.vm_id
+        return isinstance(other, Snapshot) and other._id == self._id and other.vm_id == self.vm_id
 
     def __hash__(self) -> int:
-        return hash((self.vm_id, self.info.id))
+        return hash((self.vm_id, self._id))
+
+    @property
+    def info(self) -> SnapshotInfo:
+        """The :class:`SnapshotInfo` read with this object (read now, once, if the create did not return it)."""
+        info = self._info
+        if info is None:
+            info = self._info = self._collection._read(self._id)
+        return info
 
     @property
     def id(self) -> str:
         """Stable id."""
-        return self.info.id
+        return self._id
 
     @property
     def name(self) -> str:
         """Name."""
-        return self.info.name
+        return self._name
 
     @property
     def description(self) -> str:
@@ -838,7 +880,7 @@ class Snapshot:
     @property
     def vm_id(self) -> str:
         """The VM's id."""
-        return self.info.vm_id
+        return self._collection._vm.id
 
     @property
     def parent_id(self) -> str | None:
@@ -848,14 +890,15 @@ class Snapshot:
     @property
     def parent(self) -> Snapshot | None:
         """The parent snapshot, or ``None``."""
-        if self.info.parent_id is None:
+        parent_id = self.info.parent_id
+        if parent_id is None:
             return None
-        return self._collection.get(self.info.parent_id)
+        return self._collection.get(parent_id)
 
     @property
     def children(self) -> list[Snapshot]:
         """The direct children."""
-        return [s for s in self._collection.list() if s.parent_id == self.info.id]
+        return [s for s in self._collection.list() if s.parent_id == self._id]
 
     def revert(self) -> None:
         """Return the VM to this snapshot."""
@@ -863,9 +906,9 @@ class Snapshot:
         backend = vm.hypervisor.backend
         vm._call(
             "snapshot_revert",
-            lambda: backend.revert_snapshot(vm.id, self.info.id),
+            lambda: backend.revert_snapshot(vm.id, self._id),
             Capability.SNAPSHOTS,
-            snapshot_id=self.info.id,
+            snapshot_id=self._id,
         )
 
     def delete(self, children: bool = False) -> None:
@@ -874,9 +917,9 @@ class Snapshot:
         backend = vm.hypervisor.backend
         vm._call(
             "snapshot_delete",
-            lambda: backend.delete_snapshot(vm.id, self.info.id, children=children),
+            lambda: backend.delete_snapshot(vm.id, self._id, children=children),
             Capability.SNAPSHOTS,
-            snapshot_id=self.info.id,
+            snapshot_id=self._id,
             children=children,
         )
 

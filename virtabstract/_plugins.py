@@ -212,29 +212,41 @@ class PluginManager:
         return self.load().backends.lookup(scheme).load()
 
     def operation_hooks(self) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
-        """Callables for the before- and after-operation hooks, ``None`` where no plugin implements one.
+        """Positional callables ``before(context)`` and ``after(context, result, error)`` (``None``: not implemented).
 
         Every operation of every connection goes through these, so when the implementations are
         plain functions (no wrappers, no tracing) they are called directly, in pluggy's order
-        (last registered first), instead of through pluggy's generic dispatch.
+        (last registered first) and with the arguments each declares (pluggy lets an
+        implementation take a subset), instead of through pluggy's generic dispatch; a single
+        implementation taking every argument is itself the callable.
         """
         self.load()
         return (
-            self._fast_caller(self.pm.hook.virtabstract_before_operation),
-            self._fast_caller(self.pm.hook.virtabstract_after_operation),
+            self._fast_caller(self.pm.hook.virtabstract_before_operation, ("context",)),
+            self._fast_caller(self.pm.hook.virtabstract_after_operation, ("context", "result", "error")),
         )
 
-    def _fast_caller(self, caller: Any) -> Callable[..., Any] | None:
+    def _fast_caller(self, caller: Any, names: tuple[str, ...]) -> Callable[..., Any] | None:
         impls = caller.get_hookimpls()
         if not impls:
             return None
         if self.trace or any(impl.hookwrapper or impl.wrapper for impl in impls):
-            return caller  # type: ignore[no-any-return]
-        functions = [impl.function for impl in reversed(impls)]
 
-        def call_all(**kwargs: Any) -> None:
-            for function in functions:
-                function(**kwargs)
+            def through_pluggy(*args: Any) -> None:
+                caller(**dict(zip(names, args, strict=True)))
+
+            return through_pluggy
+        every = tuple(range(len(names)))
+        calls = [(impl.function, tuple(names.index(name) for name in impl.argnames)) for impl in reversed(impls)]
+        if len(calls) == 1 and calls[0][1] == every:
+            return calls[0][0]  # type: ignore[no-any-return]
+
+        def call_all(*args: Any) -> None:
+            for function, picks in calls:
+                if picks == every:
+                    function(*args)
+                else:
+                    function(*[args[index] for index in picks])
 
         return call_all
 

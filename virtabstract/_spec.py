@@ -44,12 +44,15 @@ _S = TypeVar("_S", bound="_SpecBase")
 
 
 def _check_name(value: Any, path: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
-    expected = f"a non-empty string of at most {max_length} characters without '/', '\\\\' or control characters"
     if not isinstance(value, str) or not value or len(value) > max_length:
-        raise SpecError(path, expected, value)
+        raise SpecError(path, _name_rule(max_length), value)
     if _CONTROL_CHARS.search(value) or "/" in value or "\\" in value or value != value.strip():
-        raise SpecError(path, expected, value, hint="no leading/trailing spaces either")
+        raise SpecError(path, _name_rule(max_length), value, hint="no leading/trailing spaces either")
     return value
+
+
+def _name_rule(max_length: int) -> str:
+    return f"a non-empty string of at most {max_length} characters without '/', '\\\\' or control characters"
 
 
 def _check_size(value: Any, path: str, *, maximum: int) -> int:

@@ -86,3 +86,53 @@ def test_snapshot_deletion_order_is_descendants_first():
     assert snapshot_deletion_order(tree, "a", children=False) == ["a"]
     with pytest.raises(SnapshotNotFound):
         snapshot_deletion_order(tree, "zz", children=False)
+
+
+class _Audit:
+    def __init__(self):
+        self.after = []
+
+    @hookimpl
+    def virtabstract_after_operation(self, context, result, error):
+        self.after.append((context.operation, result))
+
+
+@pytest.mark.parametrize("returns_id", [False, True], ids=["info", "id-only"])
+def test_snapshot_create_returns_a_handle_whose_details_are_read_once(returns_id, monkeypatch):
+    """A backend may answer a create with the id alone; the handle reads the details on first access."""
+    audit = _Audit()
+    pm = PluginManager()
+    pm.register(audit, name="audit")
+    with virtabstract.connect("mock://", plugin_manager=pm) as hv:
+        vm = hv.vms.create(virtabstract.VMSpec(name="snappy"))
+        backend = hv.backend
+        if returns_id:
+            create = backend.create_snapshot
+            monkeypatch.setattr(backend, "create_snapshot", lambda *a, **k: create(*a, **k).id)
+        reads = []
+        get = backend.get_snapshot
+        monkeypatch.setattr(backend, "get_snapshot", lambda *a: reads.append(a) or get(*a))
+        snap = vm.snapshots.create("s1", description="why")
+        assert (snap.name, snap.vm_id, repr(snap)) == ("s1", vm.id, f"<Snapshot 's1' id={snap.id}>")
+        assert snap == vm.snapshots.get("s1") and reads == []  # nothing read for id, name, ==, repr
+        created = [result for operation, result in audit.after if operation == "snapshot_create"]
+        assert created == [snap]  # the hook sees the handle the caller gets, on every backend
+        assert (snap.description, snap.parent_id, snap.info.is_current) == ("why", None, True)
+        assert reads == ([(vm.id, snap.id)] if returns_id else [])  # read once, only when not returned
+        assert snap.info is snap.info
+        lazy = vm.snapshots.create("s2")
+        vm.snapshots.get("s2").delete()
+        if returns_id:
+            with pytest.raises(virtabstract.errors.SnapshotNotFound):
+                _ = lazy.info
+        else:
+            assert lazy.info.name == "s2"  # returned with the create: kept
+
+
+def test_default_get_snapshot_reads_the_tree_and_names_a_missing_id():
+    with virtabstract.connect("mock://") as hv:
+        vm = hv.vms.create(virtabstract.VMSpec(name="tree"))
+        snap = vm.snapshots.create("s1")
+        assert Backend.get_snapshot(hv.backend, vm.id, snap.id) == snap.info
+        with pytest.raises(virtabstract.errors.SnapshotNotFound, match="nope"):
+            Backend.get_snapshot(hv.backend, vm.id, "nope")

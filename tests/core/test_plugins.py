@@ -311,3 +311,36 @@ def test_operation_hooks_run_in_pluggys_order():
         seen.clear()
         pm.hook.virtabstract_before_operation(context=None)
     assert direct == seen == ["first", "b", "a", "last"]
+
+
+@pytest.mark.parametrize("also_full", [False, True], ids=["alone", "with-a-full-one"])
+def test_after_hook_implementations_may_take_a_subset_of_the_arguments(also_full):
+    """As pluggy allows: an implementation declaring only ``context`` or ``error`` gets just that."""
+    seen = []
+
+    class ContextOnly:
+        @hookimpl
+        def virtabstract_after_operation(self, context):
+            seen.append(("context", context.operation))
+
+    class ErrorThenContext:
+        @hookimpl
+        def virtabstract_after_operation(self, error, context):
+            seen.append(("error", type(error).__name__, context.operation))
+
+    class Full:
+        @hookimpl
+        def virtabstract_after_operation(self, context, result, error):
+            seen.append(("full", context.operation))
+
+    pm = manager(TinyPlugin())
+    pm.register(ContextOnly(), name="context-only")
+    if also_full:
+        pm.register(Full(), name="full")
+    pm.register(ErrorThenContext(), name="error-then-context")
+    with virtabstract.connect("tiny://", plugin_manager=pm) as hv:
+        with pytest.raises(VMNotFound):
+            hv.vms.get("nope")
+    got = [entry for entry in seen if entry[-1] == "get_vm"]
+    full = [("full", "get_vm")] if also_full else []
+    assert got == [("error", "VMNotFound", "get_vm"), *full, ("context", "get_vm")]

@@ -462,10 +462,9 @@ class KVMBackend(Backend):
         hand-off on the event thread (10 to 20 µs, and the event message through libvirtd).
         """
         lc = self.lc
-        what = f"read the state of VM {vm_id}"
+        what = "read the state of"
         if lc.in_process and not lc.lifecycle_watched:  # nothing will be remembered: both reads in one pass
-            state, reason, managed = lc.on_domain(what, vm_id, _read_state_and_image)
-            return power_state(state, reason, managed_save=bool(managed))
+            return lc.on_domain(what, vm_id, _read_power_state)
         state, reason = lc.on_domain(what, vm_id, _read_state)
         if not managed_save_possible(state, reason) or vm_id in lc.no_managed_save:
             return power_state(state, reason)
@@ -492,9 +491,8 @@ class KVMBackend(Backend):
         if precheck:
             state, _native = self.get_state(vm_id)
             self._check_transition(operation, vm_id, state)
-        what = f"{operation.replace('_', ' ')} VM {vm_id}"
         try:
-            return self.lc.on_domain(what, vm_id, action, change=True)
+            return self.lc.on_domain(_ACTIONS.get(operation, operation), vm_id, action, change=True)
         except (BackendError, InvalidState) as exc:
             if precheck:
                 raise
@@ -839,14 +837,18 @@ class KVMBackend(Backend):
         """``None``: libvirt keys snapshots by name and refuses a taken one itself (AlreadyExists), atomically."""
         return None
 
-    def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> SnapshotInfo:
-        """Internal snapshot: disk-only when stopped, with memory when running and asked (one create, one read-back)."""
+    def get_snapshot(self, vm_id: str, snapshot_id: str) -> SnapshotInfo:
+        """One snapshot: its XML, whether it is current, and its children (not the whole tree)."""
+        return _snapshots.get(self.lc.domain(vm_id), vm_id, snapshot_id)
+
+    def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> str:
+        """Internal snapshot: disk-only when stopped, with memory when running and asked (one call, no read-back)."""
         if quiesce and not memory:
             log.debug("quiesce is implied for internal snapshots of stopped VMs and unavailable otherwise")
         return self.lc.on_domain(
-            f"create snapshot {name!r}",
+            f"create snapshot {name!r} of",
             vm_id,
-            lambda dom: _snapshots.create(dom, vm_id, name, description=description, memory=memory),
+            lambda dom: _snapshots.create(dom, name, description=description, memory=memory),
             change=True,
         )
 
@@ -962,6 +964,8 @@ class KVMBackend(Backend):
         return self.lc.subscribe(callback)
 
 
+_ACTIONS = {"power_off": "power off"}
+"""Operation names whose verb phrase in an error message differs (``on_domain`` builds the message)."""
 _SHUTOFF = 5  # VIR_DOMAIN_SHUTOFF
 _REASON_UNKNOWN = 0  # VIR_DOMAIN_SHUTOFF_UNKNOWN
 
@@ -975,10 +979,12 @@ def _has_managed_save(dom: Any) -> int:
     return int(dom.hasManagedSaveImage(0))
 
 
-def _read_state_and_image(dom: Any) -> tuple[int, int, int]:
-    """``(state, reason, managed save image)``; the image is asked about only where one can exist."""
+def _read_power_state(dom: Any) -> tuple[PowerState, str]:
+    """The state, with the managed-save image asked about only where one can exist."""
     state, reason = dom.state(0)
-    return int(state), int(reason), int(dom.hasManagedSaveImage(0)) if managed_save_possible(state, reason) else 0
+    if managed_save_possible(state, reason):
+        return power_state(state, reason, managed_save=bool(dom.hasManagedSaveImage(0)))
+    return power_state(state, reason)
 
 
 def _create(dom: Any) -> Any:

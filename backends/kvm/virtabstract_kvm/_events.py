@@ -2,9 +2,21 @@
 
 libvirt delivers domain events, keepalive pings and close callbacks only while
 an event loop runs. :func:`ensure_event_loop` registers libvirt's default
-implementation once per process (it must happen before a connection is
-opened) and runs it in a daemon thread named ``libvirt-event-loop``; every
-connection of the process shares it.
+implementation once per process and runs it in a daemon thread named
+``libvirt-event-loop``; every connection of the process shares it. It cannot be
+unregistered.
+
+It is started only when something needs it (see
+:class:`~virtabstract_kvm._connection.LibvirtConnection`): before opening a
+remote URI (keepalive), or at the first need for events (a listing, a
+subscriber). Not earlier, because a remote-driver connection (any socket,
+``qemu:///system`` included) opened while the loop is registered has its
+socket watched by the loop: the client disables and re-enables the watch
+around every call, waking the loop thread, which takes the GIL, and each RPC
+costs 7 to 20 % more. A socket is attached to the loop only when the
+connection is opened, so a connection opened before the loop must be reopened
+to get events; the in-process test driver adds its timer to the loop when a
+callback is registered and needs no reopen.
 
 Callbacks run on that thread: they must not block. Subscriptions live in
 :class:`~virtabstract_kvm._connection.LibvirtConnection`, which owns the one

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
@@ -26,7 +27,7 @@ from . import _sdk
 from ._errors import map_libvirt_errors
 from ._xml import parse_xml
 
-__all__ = ["create", "delete", "domain_definition", "list_snapshots", "revert"]
+__all__ = ["create", "delete", "domain_definition", "get", "list_snapshots", "revert"]
 
 _SNAP_STATES = {
     "running": PowerState.RUNNING,
@@ -161,11 +162,26 @@ def list_snapshots(dom: Any, vm_id: str) -> list[SnapshotInfo]:
     return ordered
 
 
-def create(dom: Any, vm_id: str, name: str, *, description: str, memory: bool) -> SnapshotInfo:
-    """Take a snapshot: with memory when *memory* and the domain is active, else disk-only.
+def get(dom: Any, vm_id: str, name: str) -> SnapshotInfo:
+    """One snapshot, as :func:`list_snapshots` gives it (children by creation time), without reading the others."""
+    lv = _sdk.libvirt()
+    with map_libvirt_errors(f"snapshot {name!r}"):
+        snap = dom.snapshotLookupByName(name, 0)
+        info = _info(vm_id, snap.getXMLDesc(lv.VIR_DOMAIN_SNAPSHOT_XML_SECURE), name if snap.isCurrent(0) else None)
+        kids = [_info(vm_id, kid.getXMLDesc(0), None) for kid in snap.listAllChildren(0)]
+    kids.sort(key=lambda kid: (kid.created or datetime.min.replace(tzinfo=UTC), kid.id))
+    return replace(info, children_ids=tuple(kid.id for kid in kids))
+
+
+def create(dom: Any, name: str, *, description: str, memory: bool) -> str:
+    """Take a snapshot: with memory when *memory* and the domain is active, else disk-only; return its id (name).
 
     ``<memory snapshot='no'/>`` is what libvirt assumes for an inactive domain anyway, so the
-    domain's state need not be read first. libvirt errors propagate (the caller maps them).
+    domain's state need not be read first. Nothing is read back: libvirt answers with a handle that
+    holds the name alone, and the parent, creation time and memory flag exist only in the snapshot's
+    XML, which costs another call (another RPC through libvirtd, and the test driver formats the
+    whole domain definition into it). The core reads them with :func:`get` when first asked.
+    libvirt errors propagate (the caller maps them).
     """
     parts = ["<domainsnapshot><name>", escape(name), "</name>"]
     if description:
@@ -173,8 +189,8 @@ def create(dom: Any, vm_id: str, name: str, *, description: str, memory: bool) -
     if not memory:
         parts.append("<memory snapshot='no'/>")
     parts.append("</domainsnapshot>")
-    snap = dom.snapshotCreateXML("".join(parts), 0)
-    return _info(vm_id, snap.getXMLDesc(0), name)
+    dom.snapshotCreateXML("".join(parts), 0)
+    return name
 
 
 def revert(dom: Any, name: str) -> None:

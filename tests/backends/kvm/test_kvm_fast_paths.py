@@ -10,7 +10,7 @@ import pytest
 
 import virtabstract
 from virtabstract import PowerState, VMSpec
-from virtabstract.errors import AlreadyExists, InvalidState
+from virtabstract.errors import AlreadyExists, InvalidState, SnapshotNotFound
 
 pytest.importorskip("libvirt")
 
@@ -137,14 +137,40 @@ def test_refused_transitions_are_invalid_state_with_the_state(hv: Any, vm: Any) 
         vm.pause()
 
 
-def test_snapshot_create_is_one_create_and_one_read(hv: Any, vm: Any) -> None:
+def test_snapshot_create_is_one_call_and_details_are_read_on_first_access(hv: Any, vm: Any) -> None:
     calls = _counting_handle(hv, vm.id)
     snap = vm.snapshots.create("one", description="d <&>")
-    assert calls == Counter(snapshotCreateXML=1)  # the read-back goes through the snapshot object
-    assert snap.info.description == "d <&>"
-    assert not snap.info.has_memory
+    assert calls == Counter(snapshotCreateXML=1)  # no read-back, no state read, no listing
+    assert (snap.id, snap.name, snap.vm_id, repr(snap)) == ("one", "one", vm.id, "<Snapshot 'one' id=one>")
+    assert snap == vm.snapshots.get("one")
+    calls.clear()
+    info = snap.info
+    assert calls == Counter(snapshotLookupByName=1)  # then getXMLDesc, isCurrent, listAllChildren on the snapshot
+    assert (info.description, info.has_memory, info.is_current, info.parent_id) == ("d <&>", False, True, None)
+    assert info.created is not None and info.vm_state is PowerState.STOPPED
+    assert snap.info is info  # read once
+    child = vm.snapshots.create("two")
+    assert child.parent_id == "one"
+    assert vm.snapshots._read("one").children_ids == ("two",)
     with pytest.raises(AlreadyExists):
         vm.snapshots.create("one")
+
+
+def test_details_of_a_snapshot_deleted_before_they_were_read(hv: Any, vm: Any) -> None:
+    snap = vm.snapshots.create("gone")
+    vm.snapshots.get("gone").delete()
+    assert snap.id == "gone"  # no round trip
+    with pytest.raises(SnapshotNotFound):
+        _ = snap.info
+
+
+def test_get_snapshot_equals_the_listing(hv: Any, vm: Any) -> None:
+    for name in ("a", "b", "c"):
+        vm.snapshots.create(name)
+    vm.snapshots.get("a").revert()
+    vm.snapshots.create("d")  # a second child of a
+    listed = {s.id: s.info for s in vm.snapshots.list()}
+    assert {snap_id: hv.backend.get_snapshot(vm.id, snap_id) for snap_id in listed} == listed
 
 
 def test_reconnect_drops_handles_of_the_old_connection(hv: Any, vm: Any) -> None:
