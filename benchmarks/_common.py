@@ -134,6 +134,13 @@ class WorkloadResult:
                 return row
         return None
 
+    def difference(self, row: Row, ref: Row) -> float:
+        """Median of the per-round differences when both have the same number of rounds, else difference of
+        medians (rounds are paired: a round measured during a burst of load on the machine moves both rows)."""
+        if len(row.samples) == len(ref.samples) and row.samples:
+            return statistics.median(a - b for a, b in zip(row.samples, ref.samples, strict=True))
+        return row.median - ref.median
+
     def ratio(self, row: Row, ref: Row) -> float:
         """Median of the per-round ratios when both have the same number of rounds, else ratio of medians."""
         if len(row.samples) == len(ref.samples) and row.samples:

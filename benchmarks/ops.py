@@ -348,7 +348,7 @@ def run(config: Config) -> WorkloadResult:
         if ref is None:
             continue
         if row.scenario.startswith("libvirt test (in process)"):
-            added = (row.median - ref.median) * 1e6
+            added = result.difference(row, ref) * 1e6
             row.note = f"+{added:.1f} µs"
             result.checks.append(
                 Check(

@@ -44,6 +44,17 @@ _S = TypeVar("_S", bound="_SpecBase")
 
 
 def _check_name(value: Any, path: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
+    # Fast path for the usual name, without the regex engine (this runs on every create): printable
+    # text has no control character, so it only needs the separator and edge-space rules.
+    if (
+        type(value) is str
+        and 0 < len(value) <= max_length
+        and value.isprintable()
+        and "/" not in value
+        and "\\" not in value
+        and value.strip() == value
+    ):
+        return value
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise SpecError(path, _name_rule(max_length), value)
     if _CONTROL_CHARS.search(value) or "/" in value or "\\" in value or value != value.strip():
@@ -81,6 +92,8 @@ def _check_choice(value: Any, path: str, choices: Iterable[str], *, optional: bo
 
 
 def _check_text(value: Any, path: str, max_length: int, *, optional: bool = False) -> str | None:
+    if value == "":
+        return ""
     if value is None and optional:
         return None
     if not isinstance(value, str) or len(value) > max_length or "\x00" in value:

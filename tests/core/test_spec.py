@@ -183,3 +183,32 @@ def test_load_spec_json_and_yaml(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SpecError, match="JSON"):
         load_spec(tmp_path / "bad.json")
+
+
+def _name_rules_accept(value):
+    """The documented name rules, written out once more for the test."""
+    control = any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+    separator = "/" in value or "\\" in value
+    return bool(value) and len(value) <= 255 and not control and not separator and value == value.strip()
+
+
+@settings(max_examples=2000)
+@given(st.text(alphabet=st.characters(), max_size=8))
+def test_name_check_fast_path_agrees_with_the_rules(value):
+    """``_check_name`` accepts exactly what its rules accept, whichever path (fast or regex) decides."""
+    from virtabstract._spec import _check_name
+
+    try:
+        _check_name(value, "name", max_length=255)
+        accepted = True
+    except SpecError:
+        accepted = False
+    assert accepted is _name_rules_accept(value)
+
+
+@pytest.mark.parametrize("value", ["a\u00a0b", "\u00e9t\u00e9", "x\u0085y", "a\u2028b", "snap-1", "a b"])
+def test_names_outside_the_fast_path_still_follow_the_rules(value):
+    from virtabstract._spec import _check_name
+
+    assert _name_rules_accept(value)
+    assert _check_name(value, "name") == value

@@ -52,7 +52,7 @@ from virtabstract.errors import BackendError, InvalidState, SpecError, Unsupport
 from . import _devices, _guest, _sdk, _snapshots, _storage
 from ._connection import LibvirtConnection
 from ._errors import GUEST, map_libvirt_errors
-from ._states import managed_save_possible, power_state
+from ._states import WITHOUT_IMAGE, managed_save_possible, power_state
 from ._uri import OPTIONS, parse_options
 from ._xml import (
     DiskPlan,
@@ -466,6 +466,9 @@ class KVMBackend(Backend):
         if lc.in_process and not lc.lifecycle_watched:  # nothing will be remembered: both reads in one pass
             return lc.on_domain(what, vm_id, _read_power_state)
         state, reason = lc.on_domain(what, vm_id, _read_state)
+        known = WITHOUT_IMAGE.get((state, reason))
+        if known is not None:
+            return known
         if not managed_save_possible(state, reason) or vm_id in lc.no_managed_save:
             return power_state(state, reason)
         if reason == _REASON_UNKNOWN and vm_id in lc.no_image_while_unknown:
@@ -982,6 +985,9 @@ def _has_managed_save(dom: Any) -> int:
 def _read_power_state(dom: Any) -> tuple[PowerState, str]:
     """The state, with the managed-save image asked about only where one can exist."""
     state, reason = dom.state(0)
+    known = WITHOUT_IMAGE.get((state, reason))
+    if known is not None:
+        return known
     if managed_save_possible(state, reason):
         return power_state(state, reason, managed_save=bool(dom.hasManagedSaveImage(0)))
     return power_state(state, reason)

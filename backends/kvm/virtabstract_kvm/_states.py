@@ -26,6 +26,7 @@ __all__ = [
     "STATE_DEFAULTS",
     "STATE_NAMES",
     "STATE_TABLE",
+    "WITHOUT_IMAGE",
     "event_state",
     "managed_save_possible",
     "power_state",
@@ -226,3 +227,10 @@ def event_state(event: int, detail: int) -> tuple[PowerState, str]:
         return found
     name, default, _ = _EVENTS.get(event, (f"event{event}", _UNKNOWN, {}))
     return default, f"{name}:detail{detail}"
+
+
+WITHOUT_IMAGE: Mapping[tuple[int, int], tuple[PowerState, str]] = {
+    pair: found for pair, found in STATE_TABLE.items() if not managed_save_possible(*pair)
+}
+"""The :data:`STATE_TABLE` pairs that cannot have a managed save image: their state is final in one lookup
+(the hot path of a state query; any other pair goes through :func:`managed_save_possible` and :func:`power_state`)."""

@@ -131,3 +131,15 @@ MANAGED_SAVE_CASES = [
 @pytest.mark.parametrize(("state", "reason", "possible"), MANAGED_SAVE_CASES)
 def test_managed_save_possible(state: int, reason: int, possible: bool) -> None:
     assert managed_save_possible(state, reason) is possible
+
+
+def test_without_image_is_the_state_table_minus_the_pairs_that_may_have_an_image() -> None:
+    """The state query's one-lookup table agrees with the two rules it short-cuts, pair by pair."""
+    from virtabstract_kvm._states import STATE_TABLE, WITHOUT_IMAGE
+
+    for pair, found in STATE_TABLE.items():
+        if managed_save_possible(*pair):
+            assert pair not in WITHOUT_IMAGE, pair
+        else:
+            assert WITHOUT_IMAGE[pair] == found == power_state(*pair), pair
+    assert (5, 2) in WITHOUT_IMAGE and (5, 0) not in WITHOUT_IMAGE  # destroyed: final; unknown: asked
