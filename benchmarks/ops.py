@@ -8,10 +8,13 @@ after each create so that the tree does not grow.
 virtabstract and the raw SDK act on *different* VMs of the same simulated host.
 
 * libvirt test driver in process: the target is the *added* time (≤ 10 µs, hooks included: a
-  no-op plugin implementing both operation hooks is registered on an isolated plugin manager). Each
-  round runs in a fresh process (:func:`measure_in_processes`: the added microseconds depend on the
-  process's memory layout);
+  no-op plugin implementing both operation hooks is registered on an isolated plugin manager);
 * the same test driver inside libvirtd (``test+unix:///…``: every call one RPC) and vcsim: ≤ 1.2×.
+
+Both libvirt scenarios run each round in a fresh process (:func:`measure_in_processes`: the added
+microseconds depend on the process's memory layout, and libvirt's event loop, once started by an earlier
+workload, slows every later socket connection); through libvirtd a control pair is then measured with the
+loop running.
 """
 
 from __future__ import annotations
@@ -117,19 +120,30 @@ def measure(subjects: dict[str, list[Step]], k: int, rounds: int, *, scenario: s
     ]
 
 
-def measure_in_processes(uri: str, k: int, rounds: int, *, scenario: str, config: Config) -> list[Row]:
-    """:func:`measure` for the in-process test driver, each round in a fresh Python process.
+LOOP = " (loop running)"
+"""Suffix of the libvirtd control rows measured on connections opened after libvirt's event loop started."""
 
-    Within one process the added microseconds are steady from round to round, but they differ from one
-    process to the next by up to 10 µs (snapshot create: +10 in one process, +22 in another, on the same
-    code): where the interpreter's objects land in memory, and the hash seed, change how the Python
-    path fares against the caches the driver's C code has just churned. One process is one draw of
-    that; a round per process samples it.
+
+def measure_in_processes(
+    uri: str, k: int, rounds: int, *, scenario: str, config: Config, hooks: bool, loop_control: bool = False
+) -> list[Row]:
+    """:func:`measure` for libvirt, each round in a fresh Python process.
+
+    * In process, the added microseconds are steady from round to round within one process, but differ
+      from one process to the next by up to 10 µs on the same code (snapshot create: +10 in one process,
+      +22 in another): where the interpreter's objects land in memory, and the hash seed, change how the
+      Python path fares against the caches the driver's C code has just churned. One process is one
+      draw of that; a round per process samples it.
+    * Through libvirtd, libvirt's event loop is process-wide and cannot be stopped: once an earlier
+      workload has listed VMs (which starts it), every socket connection opened afterwards is watched
+      by it and each RPC costs more, raw or not. A fresh process measures what a script doing only
+      these calls gets; *loop_control* then starts the loop in the same process, opens both
+      connections again and measures the pair once more (rows suffixed :data:`LOOP`).
     """
     samples: dict[tuple[str, str], list[float]] = {}
     env = {**os.environ, "PYTHONHASHSEED": "random"}
     for index in range(rounds):
-        code = f"from benchmarks.ops import one_round; one_round({uri!r}, {k}, {index})"
+        code = f"from benchmarks.ops import one_round; one_round({uri!r}, {k}, {index}, {hooks}, {loop_control})"
         done = subprocess.run(
             [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
         )
@@ -138,21 +152,29 @@ def measure_in_processes(uri: str, k: int, rounds: int, *, scenario: str, config
         for name, op, value in json.loads(done.stdout.strip().splitlines()[-1]):
             samples.setdefault((name, op), []).append(value)
         config.log(f"  ops {scenario}: round {index + 1}/{rounds} (own process)")
-    return [
-        Row("per-operation", f"{scenario}: {op}", name, None, values, ref=None if name == RAW else RAW)
-        for (name, op), values in samples.items()
-    ]
+    rows = []
+    for (name, op), values in samples.items():
+        ref = RAW + LOOP if name.endswith(LOOP) else RAW
+        rows.append(Row("per-operation", f"{scenario}: {op}", name, None, values, ref=None if name == ref else ref))
+    return rows
 
 
-def one_round(uri: str, k: int, index: int) -> None:
-    """One round of the in-process scenario (warm-up, then *k* cycles), printed as JSON: the child of
-    :func:`measure_in_processes`."""
-    with contextlib.ExitStack() as stack:
-        subjects = libvirt_subjects(uri, stack, hooks=True)
-        names = list(subjects)
-        run_cycles(subjects, names, max(1, k // 10))
-        order = names[index % len(names) :] + names[: index % len(names)]
-        medians = run_cycles(subjects, order, k)
+def one_round(uri: str, k: int, index: int, hooks: bool, loop_control: bool = False) -> None:
+    """One round (warm-up, then *k* cycles), printed as JSON: the child of :func:`measure_in_processes`."""
+    medians: dict[tuple[str, str], float] = {}
+    phases = [""] + ([LOOP] if loop_control else [])
+    for suffix in phases:
+        if suffix:
+            from virtabstract_kvm._events import ensure_event_loop
+
+            ensure_event_loop()  # as a listing does; connections opened from now on are watched by the loop
+        with contextlib.ExitStack() as stack:
+            subjects = libvirt_subjects(uri, stack, hooks=hooks)
+            names = list(subjects)
+            run_cycles(subjects, names, max(1, k // 10))
+            order = names[index % len(names) :] + names[: index % len(names)]
+            for (name, op), value in run_cycles(subjects, order, k).items():
+                medians[(name + suffix, op)] = value
     print(json.dumps([[name, op, value] for (name, op), value in medians.items()]))
 
 
@@ -312,10 +334,9 @@ def run(config: Config) -> WorkloadResult:
         require_backend("kvm")
         return stack.enter_context(test_node(8))
 
-    def libvirtd(stack: contextlib.ExitStack) -> dict[str, list[Step]]:
+    def libvirtd(stack: contextlib.ExitStack) -> str:
         require_backend("kvm")
-        uri = stack.enter_context(_libvirtd_test_uri())
-        return libvirt_subjects(uri, stack, hooks=False)
+        return stack.enter_context(_libvirtd_test_uri())
 
     def vcsim(stack: contextlib.ExitStack) -> dict[str, list[Step]]:
         require_backend("esxi")
@@ -333,9 +354,16 @@ def run(config: Config) -> WorkloadResult:
         try:
             with contextlib.ExitStack() as stack:
                 built = build(stack)
-                if isinstance(built, str):  # a URI: rounds in their own processes, cheap, so more of them
+                if isinstance(built, str):  # libvirt: rounds in their own processes, cheap, so more of them
+                    in_process = scenario.startswith("libvirt test (in process)")
                     result.rows += measure_in_processes(
-                        built, iterations, config.reps(9, 2), scenario=scenario, config=config
+                        built,
+                        iterations,
+                        config.reps(9, 2),
+                        scenario=scenario,
+                        config=config,
+                        hooks=in_process,
+                        loop_control=not in_process,
                     )
                 else:
                     result.rows += measure(built, iterations, rounds, scenario=scenario, config=config)
@@ -346,6 +374,9 @@ def run(config: Config) -> WorkloadResult:
             continue
         ref = result.find(row.scenario, row.ref)
         if ref is None:
+            continue
+        if row.approach.endswith(LOOP):  # a control pair: shown, not a target
+            row.note = "control: both connections watched by the event loop"
             continue
         if row.scenario.startswith("libvirt test (in process)"):
             added = result.difference(row, ref) * 1e6

@@ -83,9 +83,9 @@ class OperationContext(NamedTuple):
 
 
 _context = tuple.__new__
+"""Builds an :class:`OperationContext` from all six fields without the Python-level ``__new__`` frame."""
 _START, _POWER_OFF, _SNAPSHOTS = Capability.START, Capability.POWER_OFF, Capability.SNAPSHOTS
 """Capabilities checked on the hottest verbs (an enum member read from its class costs ~0.1 µs each time)."""
-"""Builds an :class:`OperationContext` from all six fields without the Python-level ``__new__`` frame."""
 
 
 class Hypervisor:
@@ -792,8 +792,9 @@ class SnapshotCollection:
         :param quiesce: ask the guest agent to flush file systems first.
         :param allow_duplicate: permit a name the VM already uses.
         """
-        _check_name(name, "name", max_length=255)
-        _check_text(description, "description", 8192)
+        _check_name(name, "name", 255)
+        if description:
+            _check_text(description, "description", 8192)
         vm = self._vm
         hv = vm._hv
         if hv._closed or _SNAPSHOTS not in hv._capabilities:

@@ -43,7 +43,7 @@ _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _S = TypeVar("_S", bound="_SpecBase")
 
 
-def _check_name(value: Any, path: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
+def _check_name(value: Any, path: str, max_length: int = MAX_NAME_LENGTH) -> str:
     # Fast path for the usual name, without the regex engine (this runs on every create): printable
     # text has no control character, so it only needs the separator and edge-space rules.
     if (

@@ -429,7 +429,9 @@ class LibvirtConnection:
         turns out lost is retried once on a new connection, with a new handle; a change is never
         retried and drops the cached XML. VMNotFound drops the cached handle.
         """
-        dom = self.domain(vm_id)
+        dom = self._domains.get(vm_id)
+        if dom is None or self.lost:  # the cached handle is the hot path; domain() looks it up
+            dom = self.domain(vm_id)
         error = self._libvirt_error or _sdk.libvirt().libvirtError
         try:
             return func(dom)

@@ -27,7 +27,7 @@ from . import _sdk
 from ._errors import map_libvirt_errors
 from ._xml import parse_xml
 
-__all__ = ["create", "delete", "domain_definition", "get", "list_snapshots", "revert"]
+__all__ = ["delete", "domain_definition", "get", "list_snapshots", "revert", "snapshot_xml"]
 
 _SNAP_STATES = {
     "running": PowerState.RUNNING,
@@ -173,24 +173,18 @@ def get(dom: Any, vm_id: str, name: str) -> SnapshotInfo:
     return replace(info, children_ids=tuple(kid.id for kid in kids))
 
 
-def create(dom: Any, name: str, *, description: str, memory: bool) -> str:
-    """Take a snapshot: with memory when *memory* and the domain is active, else disk-only; return its id (name).
+def snapshot_xml(name: str, description: str, memory: bool) -> str:
+    """The ``<domainsnapshot>`` to create: with memory when *memory* and the domain is active, else disk-only.
 
     ``<memory snapshot='no'/>`` is what libvirt assumes for an inactive domain anyway, so the
-    domain's state need not be read first. Nothing is read back: libvirt answers with a handle that
-    holds the name alone, and the parent, creation time and memory flag exist only in the snapshot's
-    XML, which costs another call (another RPC through libvirtd, and the test driver formats the
-    whole domain definition into it). The core reads them with :func:`get` when first asked.
-    libvirt errors propagate (the caller maps them).
+    domain's state need not be read first.
     """
-    parts = ["<domainsnapshot><name>", escape(name), "</name>"]
+    if "&" in name or "<" in name or ">" in name:  # escape only when needed: this is on the create path
+        name = escape(name)
+    xml = f"<domainsnapshot><name>{name}</name>"
     if description:
-        parts += ["<description>", escape(description), "</description>"]
-    if not memory:
-        parts.append("<memory snapshot='no'/>")
-    parts.append("</domainsnapshot>")
-    dom.snapshotCreateXML("".join(parts), 0)
-    return name
+        xml += f"<description>{escape(description)}</description>"
+    return xml + ("</domainsnapshot>" if memory else "<memory snapshot='no'/></domainsnapshot>")
 
 
 def revert(dom: Any, name: str) -> None:
