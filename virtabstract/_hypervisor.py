@@ -82,6 +82,8 @@ class OperationContext(NamedTuple):
     """Seconds the operation took (after-operation hook only)."""
 
 
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
+_monotonic = time.monotonic
 _context = tuple.__new__
 """Builds an :class:`OperationContext` from all six fields without the Python-level ``__new__`` frame."""
 _START, _POWER_OFF, _SNAPSHOTS = Capability.START, Capability.POWER_OFF, Capability.SNAPSHOTS
@@ -205,20 +207,20 @@ class Hypervisor:
         if url is None:  # the URL is immutable: render (and mask) it once
             url = self._url_text = str(self._url)
         backend = self._backend.name
-        given = dict(params) if params else {}
+        given = params if params else _NO_PARAMS  # every caller passes a fresh dict: no copy
         if self._before_hook is not None:
             self._before_hook(_context(OperationContext, (operation, backend, url, vm_id, given, 0.0)))
         after = self._after_hook
         if after is None:
             return func(*args)
-        started = time.monotonic()
+        started = _monotonic()
         try:
             result = func(*args)
         except BaseException as exc:
-            elapsed = time.monotonic() - started
+            elapsed = _monotonic() - started
             after(_context(OperationContext, (operation, backend, url, vm_id, given, elapsed)), None, exc)
             raise
-        elapsed = time.monotonic() - started
+        elapsed = _monotonic() - started
         after(_context(OperationContext, (operation, backend, url, vm_id, given, elapsed)), result, None)
         return result
 

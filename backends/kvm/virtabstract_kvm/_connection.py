@@ -446,8 +446,10 @@ class LibvirtConnection:
             if change:
                 raise mapped from exc
         finally:
-            if change:
-                self.forget(vm_id)
+            if change:  # forget(vm_id), inlined: this runs after every change
+                self.generation += 1
+                self._cache.pop(vm_id, None)
+                self.summaries.pop(vm_id, None)
         dom = self.domain(vm_id)
         try:
             return func(dom)

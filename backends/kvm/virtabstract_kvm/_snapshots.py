@@ -10,6 +10,9 @@ On QEMU the snapshots are *internal* (inside the qcow2 images): a stopped VM
 gets a disk-only snapshot, a running one a full system checkpoint with
 memory (``memory=True``). QEMU cannot take an internal snapshot of a running
 VM without its memory; that combination raises UnsupportedOperation.
+
+Taking one is ``KVMBackend.create_snapshot`` (one ``snapshotCreateXML``, its XML built inline on that hot
+path); this module reads them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from virtabstract import PowerState, SnapshotInfo
 
@@ -27,7 +29,7 @@ from . import _sdk
 from ._errors import map_libvirt_errors
 from ._xml import parse_xml
 
-__all__ = ["delete", "domain_definition", "get", "list_snapshots", "revert", "snapshot_xml"]
+__all__ = ["delete", "domain_definition", "get", "list_snapshots", "revert"]
 
 _SNAP_STATES = {
     "running": PowerState.RUNNING,
@@ -171,20 +173,6 @@ def get(dom: Any, vm_id: str, name: str) -> SnapshotInfo:
         kids = [_info(vm_id, kid.getXMLDesc(0), None) for kid in snap.listAllChildren(0)]
     kids.sort(key=lambda kid: (kid.created or datetime.min.replace(tzinfo=UTC), kid.id))
     return replace(info, children_ids=tuple(kid.id for kid in kids))
-
-
-def snapshot_xml(name: str, description: str, memory: bool) -> str:
-    """The ``<domainsnapshot>`` to create: with memory when *memory* and the domain is active, else disk-only.
-
-    ``<memory snapshot='no'/>`` is what libvirt assumes for an inactive domain anyway, so the
-    domain's state need not be read first.
-    """
-    if "&" in name or "<" in name or ">" in name:  # escape only when needed: this is on the create path
-        name = escape(name)
-    xml = f"<domainsnapshot><name>{name}</name>"
-    if description:
-        xml += f"<description>{escape(description)}</description>"
-    return xml + ("</domainsnapshot>" if memory else "<memory snapshot='no'/></domainsnapshot>")
 
 
 def revert(dom: Any, name: str) -> None:

@@ -245,3 +245,32 @@ def test_the_unknown_reason_memo_ends_when_another_client_saves_the_domain(hv: A
         other_vm.start()
         other_vm.power_off()
     assert vm.state is PowerState.STOPPED
+
+
+def test_a_change_forgets_exactly_what_forget_forgets(hv: Any, vm: Any) -> None:
+    """``on_domain(change=True)`` inlines ``forget()`` (hot path): both must drop the same state."""
+    lc = hv.backend.lc
+    hv.vms.list_info()  # fills the XML cache
+    hv.vms.list_summaries()  # and the summary scratch
+
+    def state() -> tuple[Any, ...]:
+        return lc.generation, vm.id in lc._cache, vm.id in lc.summaries
+
+    assert state()[1:] == (True, True)
+    before = state()
+    lc.forget(vm.id)
+    by_forget = state()
+    hv.vms.list_info()
+    hv.vms.list_summaries()
+    assert state()[1:] == (True, True)
+    lc.on_domain("touch", vm.id, lambda dom: None, change=True)
+    by_change = state()
+    assert by_forget[1:] == by_change[1:] == (False, False)
+    assert by_forget[0] == before[0] + 1 and by_change[0] > by_forget[0]
+
+
+@pytest.mark.parametrize("name", ["plain-1", "a&b", "x<y>z", "quote'and\"double"])
+def test_snapshot_names_reach_libvirt_as_written(hv: Any, vm: Any, name: str) -> None:
+    snap = vm.snapshots.create(name, description="<why> & how")
+    assert (snap.info.name, snap.info.description) == (name, "<why> & how")
+    assert [s.name for s in vm.snapshots.list()] == [name]
