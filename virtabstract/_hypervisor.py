@@ -103,6 +103,7 @@ class Hypervisor:
         self._before_hook, self._after_hook = plugin_manager.operation_hooks()
         self._hooks = self._before_hook is not None or self._after_hook is not None
         self._url_text: str | None = None
+        self._backend_name: str = backend.name  # read per hooked call: an instance attribute is the fast lookup
         self._capabilities = frozenset(backend.connection_capabilities())
         self._closed = False
         self.vms = VMCollection(self)
@@ -206,7 +207,7 @@ class Hypervisor:
         url = self._url_text
         if url is None:  # the URL is immutable: render (and mask) it once
             url = self._url_text = str(self._url)
-        backend = self._backend.name
+        backend = self._backend_name
         given = params if params else _NO_PARAMS  # every caller passes a fresh dict: no copy
         if self._before_hook is not None:
             self._before_hook(_context(OperationContext, (operation, backend, url, vm_id, given, 0.0)))
