@@ -844,7 +844,7 @@ class KVMBackend(Backend):
 
     def get_snapshot(self, vm_id: str, snapshot_id: str) -> SnapshotInfo:
         """One snapshot: its XML, whether it is current, and its children (not the whole tree)."""
-        return _snapshots.get(self.lc.domain(vm_id), vm_id, snapshot_id)
+        return _snapshots.get(self.lc.domain(vm_id), vm_id, snapshot_id, self.lc.snapshot_handle(vm_id, snapshot_id))
 
     def create_snapshot(self, vm_id: str, name: str, *, description: str, memory: bool, quiesce: bool) -> str:
         """Internal snapshot: disk-only when stopped, with memory when running and asked; returns its id (the name).
@@ -863,17 +863,22 @@ class KVMBackend(Backend):
         if description:
             xml += f"<description>{escape(description)}</description>"
         xml += "</domainsnapshot>" if memory else "<memory snapshot='no'/></domainsnapshot>"
-        self.lc.on_domain("create a snapshot of", vm_id, methodcaller("snapshotCreateXML", xml, 0), change=True)
+        create = methodcaller("snapshotCreateXML", xml, 0)  # an internal snapshot: the cached definition stays
+        handle = self.lc.on_domain("create a snapshot of", vm_id, create, change=True, same_definition=True)
+        self.lc.keep_snapshot(vm_id, name, handle)  # a revert or delete often follows: it needs no lookup then
         return name
 
     def revert_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         """Revert, to the state the snapshot recorded."""
         self.lc.forget(vm_id)
-        _snapshots.revert(self.lc.domain(vm_id), snapshot_id)
+        _snapshots.revert(self.lc.domain(vm_id), snapshot_id, self.lc.snapshot_handle(vm_id, snapshot_id))
 
     def delete_snapshot(self, vm_id: str, snapshot_id: str, *, children: bool) -> None:
         """Delete one snapshot or its subtree."""
-        _snapshots.delete(self.lc.domain(vm_id), snapshot_id, children=children)
+        handle = self.lc.snapshot_handle(vm_id, snapshot_id, drop=True)
+        if children:  # the subtree's handles go with it
+            self.lc.forget_snapshots(vm_id)
+        _snapshots.delete(self.lc.domain(vm_id), snapshot_id, children=children, snap=handle)
 
     # -- console, guest, events -----------------------------------------------------------------
 

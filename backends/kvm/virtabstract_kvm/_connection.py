@@ -103,6 +103,8 @@ CACHE = (
     "VIR_DOMAIN_EVENT_ID_TUNABLE",
 )
 """The events that invalidate cached domain XML (a superset of :data:`LIFECYCLE`)."""
+SNAPSHOT_HANDLES = 32
+"""How many snapshot handles a connection keeps (:meth:`LibvirtConnection.keep_snapshot`)."""
 
 
 class LibvirtConnection:
@@ -129,6 +131,9 @@ class LibvirtConnection:
         self.generation = 0
         """Bumped by every :meth:`forget`: a listing stores what it read only if no event came meanwhile."""
         self._domains: dict[str, Any] = {}
+        self._snapshots: dict[tuple[str, str], Any] = {}
+        """``virDomainSnapshot`` handles of the snapshots this connection created, by (VM id, name), oldest first
+        (at most :data:`SNAPSHOT_HANDLES`; see :meth:`keep_snapshot`)."""
         self.no_managed_save: set[str] = set()
         """Domains known to have no managed save image, kept while events run: an image appears only
         when a running domain is saved (lifecycle event STOPPED/SAVED, or ``suspend`` through the backend)."""
@@ -201,6 +206,7 @@ class LibvirtConnection:
         self.no_managed_save.clear()
         self.no_image_while_unknown.clear()
         self._domains.clear()
+        self._snapshots.clear()
         self._setup_reliability(conn)
 
     def _auth_callback(self, credentials: list[list[Any]], _opaque: Any) -> int:
@@ -349,6 +355,7 @@ class LibvirtConnection:
         """Close the connection (idempotent); errors are logged, not raised."""
         conn, self.conn = self.conn, None
         self._domains.clear()
+        self._snapshots.clear()
         if conn is None:
             return
         lv = _sdk.libvirt()
@@ -414,20 +421,48 @@ class LibvirtConnection:
         self._cache.pop(vm_id, None)
         self.summaries.pop(vm_id, None)
 
+    def keep_snapshot(self, vm_id: str, name: str, handle: Any) -> None:
+        """Remember the handle of a snapshot just created, for the revert, delete or detail read that often follows.
+
+        libvirt resolves a snapshot handle by its domain and name on every call, so a kept handle acts exactly
+        as a fresh ``snapshotLookupByName`` would (a snapshot deleted meanwhile fails the same way), minus that
+        call: one RPC fewer through libvirtd. Handles belong to this connection (dropped on close and
+        reconnect); the oldest goes beyond :data:`SNAPSHOT_HANDLES`.
+        """
+        handles = self._snapshots
+        handles[(vm_id, name)] = handle
+        if len(handles) > SNAPSHOT_HANDLES:
+            del handles[next(iter(handles))]
+
+    def snapshot_handle(self, vm_id: str, name: str, *, drop: bool = False) -> Any | None:
+        """The kept handle of snapshot *name* (removed with *drop*), or None: look it up then."""
+        if drop:
+            return self._snapshots.pop((vm_id, name), None)
+        return self._snapshots.get((vm_id, name))
+
+    def forget_snapshots(self, vm_id: str) -> None:
+        """Drop every kept snapshot handle of one domain."""
+        for key in [key for key in self._snapshots if key[0] == vm_id]:
+            del self._snapshots[key]
+
     def forget_domain(self, vm_id: str) -> None:
         """Drop everything cached about one domain, its handle included (undefined, or found gone)."""
         self.forget(vm_id)
         self.no_managed_save.discard(vm_id)
         self.no_image_while_unknown.discard(vm_id)
         self._domains.pop(vm_id, None)
+        self.forget_snapshots(vm_id)
 
-    def on_domain(self, action: str, vm_id: str, func: Callable[[Any], T], *, change: bool = False) -> T:
+    def on_domain(
+        self, action: str, vm_id: str, func: Callable[[Any], T], *, change: bool = False, same_definition: bool = False
+    ) -> T:
         """Run *func* on the domain's handle, translating libvirt errors (the hot path of every VM operation).
 
         *action* is the verb phrase of an error message (``"start"`` gives "start VM <uuid>"); the
         message is only built when there is an error. A read (``change=False``) whose connection
         turns out lost is retried once on a new connection, with a new handle; a change is never
-        retried and drops the cached XML. VMNotFound drops the cached handle.
+        retried and drops the cached XML, unless it leaves the domain's definition and state alone
+        (*same_definition*: an internal snapshot). VMNotFound drops the cached handle.
         """
         dom = self._domains.get(vm_id)
         if dom is None or self.lost:  # the cached handle is the hot path; domain() looks it up
@@ -446,7 +481,7 @@ class LibvirtConnection:
             if change:
                 raise mapped from exc
         finally:
-            if change:  # forget(vm_id), inlined: this runs after every change
+            if change and not same_definition:  # forget(vm_id), inlined: this runs after every change
                 self.generation += 1
                 self._cache.pop(vm_id, None)
                 self.summaries.pop(vm_id, None)

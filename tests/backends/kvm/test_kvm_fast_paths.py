@@ -145,7 +145,7 @@ def test_snapshot_create_is_one_call_and_details_are_read_on_first_access(hv: An
     assert snap == vm.snapshots.get("one")
     calls.clear()
     info = snap.info
-    assert calls == Counter(snapshotLookupByName=1)  # then getXMLDesc, isCurrent, listAllChildren on the snapshot
+    assert calls == Counter()  # the kept handle: getXMLDesc, isCurrent, listAllChildren on it, no lookup
     assert (info.description, info.has_memory, info.is_current, info.parent_id) == ("d <&>", False, True, None)
     assert info.created is not None and info.vm_state is PowerState.STOPPED
     assert snap.info is info  # read once
@@ -274,3 +274,49 @@ def test_snapshot_names_reach_libvirt_as_written(hv: Any, vm: Any, name: str) ->
     snap = vm.snapshots.create(name, description="<why> & how")
     assert (snap.info.name, snap.info.description) == (name, "<why> & how")
     assert [s.name for s in vm.snapshots.list()] == [name]
+
+
+def test_kept_snapshot_handles_spare_the_lookup_and_fail_like_it(hv: Any, vm: Any) -> None:
+    """Revert, delete and the detail read of a snapshot this connection made use its kept handle."""
+    lc = hv.backend.lc
+    first = vm.snapshots.create("first")
+    second = vm.snapshots.create("second")
+    calls = _counting_handle(hv, vm.id)
+    first.revert()
+    second.delete()
+    assert calls["snapshotLookupByName"] == 0
+    assert lc.snapshot_handle(vm.id, "second") is None and lc.snapshot_handle(vm.id, "first") is not None
+    # deleted behind our back (another client): the kept handle fails as a lookup would
+    lc.live().lookupByUUIDString(vm.id).snapshotLookupByName("first", 0).delete(0)
+    with pytest.raises(SnapshotNotFound):
+        first.revert()
+    with pytest.raises(SnapshotNotFound):
+        _ = first.info
+
+
+def test_kept_snapshot_handles_are_bounded_and_belong_to_the_connection(hv: Any, vm: Any) -> None:
+    from virtabstract_kvm._connection import SNAPSHOT_HANDLES
+
+    lc = hv.backend.lc
+    for index in range(SNAPSHOT_HANDLES + 3):
+        vm.snapshots.create(f"s{index}")
+    assert len(lc._snapshots) == SNAPSHOT_HANDLES
+    assert lc.snapshot_handle(vm.id, "s0") is None  # the oldest went first
+    assert vm.snapshots.get("s0").info.name == "s0"  # looked up instead
+    vm.snapshots.get("s3").delete(children=True)
+    assert not [key for key in lc._snapshots if key[0] == vm.id]  # the subtree's handles went with it
+    vm.snapshots.create("again")
+    lc.lost = True  # what the close callback does: the next call reconnects
+    assert vm.state is PowerState.STOPPED
+    assert lc._snapshots == {}
+    assert vm.snapshots.get("again").info.name == "again"
+
+
+def test_a_snapshot_keeps_the_cached_definition_and_a_revert_drops_it(hv: Any, vm: Any) -> None:
+    lc = hv.backend.lc
+    hv.vms.list_info()
+    assert vm.id in lc._cache
+    snap = vm.snapshots.create("keep")  # internal snapshot: definition and state unchanged
+    assert vm.id in lc._cache
+    snap.revert()  # a revert may change both
+    assert vm.id not in lc._cache
