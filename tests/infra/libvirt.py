@@ -29,7 +29,9 @@ import ipaddress
 import os
 import shutil
 import socket
+import stat
 import subprocess
+import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -56,6 +58,7 @@ __all__ = [
     "libvirt_available",
     "open_connection",
     "run_prefix",
+    "write_ext_relay",
 ]
 
 LIBVIRT_URI = "qemu:///system"
@@ -95,6 +98,37 @@ def run_prefix(label: str = "") -> str:
     """
     label = f"{label}-" if label else ""
     return f"{TEST_PREFIX}{label}{uuid.uuid4().hex[:8]}-"
+
+
+_EXT_RELAY = """#!{python}
+import os, socket, threading
+sock = socket.socket(socket.AF_UNIX)
+sock.connect("{socket}")
+def upstream():
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            sock.shutdown(socket.SHUT_WR)
+            return
+        sock.sendall(data)
+threading.Thread(target=upstream, daemon=True).start()
+while True:
+    data = sock.recv(65536)
+    if not data:
+        break
+    os.write(1, data)
+"""
+
+
+def write_ext_relay(path: Path) -> Path:
+    """Write an executable relay between stdin/stdout and libvirtd's socket to *path*; return it.
+
+    ``…+ext:///…?command=<path>`` then goes through libvirt's remote driver as over a network (keepalive,
+    the event loop at open), and the relay can be frozen (SIGSTOP) to model a network that stops answering.
+    """
+    path.write_text(_EXT_RELAY.format(python=sys.executable, socket=LIBVIRTD_SOCKET))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
 
 
 class LibvirtUnavailable(RuntimeError):

@@ -18,9 +18,7 @@ import os
 import secrets
 import shutil
 import signal
-import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -41,25 +39,6 @@ pytestmark = pytest.mark.libvirtd
 PREFIX = f"vatest-rel-{secrets.token_hex(2)}-"
 KEEPALIVE = (1, 1)
 
-_RELAY = """#!{python}
-import os, socket, sys, threading
-sock = socket.socket(socket.AF_UNIX)
-sock.connect("/run/libvirt/libvirt-sock")
-def upstream():
-    while True:
-        data = os.read(0, 65536)
-        if not data:
-            sock.shutdown(socket.SHUT_WR)
-            return
-        sock.sendall(data)
-threading.Thread(target=upstream, daemon=True).start()
-while True:
-    data = sock.recv(65536)
-    if not data:
-        break
-    os.write(1, data)
-"""
-
 
 @pytest.fixture(scope="module")
 def env(kvm_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
@@ -73,9 +52,7 @@ def env(kvm_ok: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         uri = infra.ensure_libvirtd()
     except infra.LibvirtUnavailable as exc:
         pytest.skip(str(exc))
-    relay = tmp_path_factory.mktemp("relay") / "relay.py"
-    relay.write_text(_RELAY.format(python=sys.executable))
-    relay.chmod(relay.stat().st_mode | stat.S_IXUSR)
+    relay = infra.write_ext_relay(tmp_path_factory.mktemp("relay") / "relay.py")
     conn = infra.open_connection(uri)
     infra.cleanup_prefixed(conn, PREFIX)
     state = {"uri": uri, "relay": relay, "conn": conn, "infra": infra}

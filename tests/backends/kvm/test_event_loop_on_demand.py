@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
@@ -277,35 +276,13 @@ def test_events_off_never_starts_the_loop(infra: Any, uri: str) -> None:
     }
 
 
-_RELAY = """#!{python}
-import os, socket, threading
-sock = socket.socket(socket.AF_UNIX)
-sock.connect("/run/libvirt/libvirt-sock")
-def upstream():
-    while True:
-        data = os.read(0, 65536)
-        if not data:
-            sock.shutdown(socket.SHUT_WR)
-            return
-        sock.sendall(data)
-threading.Thread(target=upstream, daemon=True).start()
-while True:
-    data = sock.recv(65536)
-    if not data:
-        break
-    os.write(1, data)
-"""
-
-
 @pytest.mark.libvirtd
 def test_remote_uri_starts_the_loop_at_open_for_keepalive(infra: Any, tmp_path: Path) -> None:
     """A remote-driver transport (``ext``, here a local relay) gets the loop at open: keepalive needs it.
 
     The connection is attached from the start, so a subscriber needs no reopen.
     """
-    relay = tmp_path / "relay.py"
-    relay.write_text(_RELAY.format(python=sys.executable))
-    relay.chmod(relay.stat().st_mode | stat.S_IXUSR)
+    relay = infra.write_ext_relay(tmp_path / "relay.py")
     uri = f"test+ext:///default?command={relay}"
     with _prefixed(infra, "test+unix:///default", "evloop-ext") as prefix:
         out = _run(
