@@ -798,8 +798,7 @@ class SnapshotCollection:
         :param allow_duplicate: permit a name the VM already uses.
         """
         _check_name(name, "name", 255)
-        if description:
-            _check_text(description, "description", 8192)
+        _check_text(description, "description", 8192)  # "" returns at once; None, 0 or [] are refused
         vm = self._vm
         hv = vm._hv
         if hv._closed or _SNAPSHOTS not in hv._capabilities:

@@ -136,3 +136,12 @@ def test_default_get_snapshot_reads_the_tree_and_names_a_missing_id():
         assert Backend.get_snapshot(hv.backend, vm.id, snap.id) == snap.info
         with pytest.raises(virtabstract.errors.SnapshotNotFound, match="nope"):
             Backend.get_snapshot(hv.backend, vm.id, "nope")
+
+
+@pytest.mark.parametrize("description", [None, 0, False, [], "x\x00y", "d" * 8193])
+def test_snapshot_create_refuses_a_bad_description_and_takes_nothing(description):
+    with virtabstract.connect("mock://") as hv:
+        vm = hv.vms.create(virtabstract.VMSpec(name="picky"))
+        with pytest.raises(virtabstract.errors.SpecError, match="description"):
+            vm.snapshots.create("s1", description=description)
+        assert vm.snapshots.list() == []

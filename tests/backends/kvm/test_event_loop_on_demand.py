@@ -52,6 +52,15 @@ def wait_for(predicate, timeout=10.0):
     return True
 
 
+def power_cycle(vm):  # state, start, state, power off, state: the verbs that must not start the loop
+    states = [vm.state]
+    vm.start()
+    states.append(vm.state)
+    vm.power_off()
+    states.append(vm.state)
+    return [s.value for s in states]
+
+
 def domain_xml(name, uuid, memory):
     return (
         f"<domain type='test'><name>{name}</name><uuid>{uuid}</uuid><memory unit='MiB'>{memory}</memory>"
@@ -75,17 +84,9 @@ def _run(body: str, *args: str, timeout: float = 120) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def infra() -> Any:
-    """tests.infra.libvirt with libvirtd running (skip otherwise)."""
-    module = pytest.importorskip("tests.infra.libvirt")
-    ok, why = module.libvirt_available()
-    if not ok:
-        pytest.skip(why)
-    try:
-        module.ensure_libvirtd()
-    except module.LibvirtUnavailable as exc:
-        pytest.skip(str(exc))
-    return module
+def infra(libvirtd_infra: Any) -> Any:
+    """tests.infra.libvirt with libvirtd running (skip otherwise): the shared fixture, under this module's name."""
+    return libvirtd_infra
 
 
 @contextlib.contextmanager
@@ -118,12 +119,7 @@ def test_in_process_driver_works_without_the_loop_and_gets_events_once_it_runs()
             out["capability"] = Capability.EVENTS in hv.capabilities
             vm = hv.vms.create(VMSpec(name="vatest-evloop-inproc"))
             try:
-                states = [vm.state]
-                vm.start()
-                states.append(vm.state)
-                vm.power_off()
-                states.append(vm.state)
-                out["states"] = [s.value for s in states]
+                out["states"] = power_cycle(vm)
                 out["loop_after_ops"] = event_loop_running()
                 first = lc.conn
                 seen = []
@@ -162,12 +158,7 @@ _THROUGH_LIBVIRTD = """
             lc = hv.backend.lc
             out["capability"] = Capability.EVENTS in hv.capabilities
             vm = hv.vms.get(name)
-            states = [vm.state]
-            vm.start()
-            states.append(vm.state)
-            vm.power_off()
-            states.append(vm.state)
-            out["states"] = [s.value for s in states]
+            out["states"] = power_cycle(vm)
             out["loop_after_ops"] = event_loop_running()
             out["attached_before"] = lc._attached
             out["memo_before"] = bool(lc._domains)

@@ -192,15 +192,8 @@ def test_error_messages_name_a_vm_renamed_by_another_client() -> None:
 
 
 @pytest.mark.libvirtd
-def test_through_libvirtd_a_state_query_registers_nothing(tmp_path: Path) -> None:
-    infra = pytest.importorskip("tests.infra.libvirt")
-    ok, why = infra.libvirt_available()
-    if not ok:
-        pytest.skip(why)
-    try:
-        infra.ensure_libvirtd()
-    except infra.LibvirtUnavailable as exc:
-        pytest.skip(str(exc))
+def test_through_libvirtd_a_state_query_registers_nothing(tmp_path: Path, libvirtd_infra: Any) -> None:
+    infra = libvirtd_infra
     # a node file of its own: libvirtd opens a private test driver for it, shared with no other run
     name = infra.run_prefix("lazy") + "vm"
     node = tmp_path / "node.xml"
