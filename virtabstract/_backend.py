@@ -149,6 +149,10 @@ class Backend(ABC):
     """Names of the keyword options :func:`connect` accepts for this backend, with a description."""
     install_hint: ClassVar[str] = ""
     """What to install when :meth:`import_sdk` fails, e.g. ``"pip install 'virtabstract[kvm]'"``."""
+    unique_snapshot_names: ClassVar[bool] = False
+    """True when :meth:`create_snapshot` itself refuses, atomically, a name the VM already has (raising
+    :class:`~virtabstract.errors.AlreadyExists`), as libvirt does: the core then skips its own check,
+    :meth:`snapshot_name_exists`, which costs a call (a round trip on most backends) per create."""
 
     @classmethod
     def variants(cls) -> Mapping[str, type[Backend]]:
@@ -356,12 +360,10 @@ class Backend(ABC):
         """Every snapshot of the VM (the whole tree, parents before children)."""
         self.unsupported("snapshots")
 
-    def snapshot_name_exists(self, vm_id: str, name: str) -> bool | None:
+    def snapshot_name_exists(self, vm_id: str, name: str) -> bool:
         """Whether the VM already has a snapshot named *name* (the core's duplicate check before create).
 
-        The default lists the tree. A backend whose :meth:`create_snapshot` itself refuses a taken
-        name, atomically, with :class:`~virtabstract.errors.AlreadyExists` returns ``None``: the
-        core then skips the check.
+        The default lists the tree. Not called on a backend that declares :attr:`unique_snapshot_names`.
         """
         return any(s.name == name for s in self.list_snapshots(vm_id))
 

@@ -798,14 +798,16 @@ class SnapshotCollection:
         :param allow_duplicate: permit a name the VM already uses.
         """
         _check_name(name, "name", 255)
-        _check_text(description, "description", 8192)  # "" returns at once; None, 0 or [] are refused
+        if description != "":  # the usual empty one needs no check; None, 0 or [] are refused
+            _check_text(description, "description", 8192)
         vm = self._vm
         hv = vm._hv
         if hv._closed or _SNAPSHOTS not in hv._capabilities:
             hv._require(_SNAPSHOTS, "snapshot create")
         if memory:
             hv._require(Capability.SNAPSHOT_MEMORY, "snapshot with memory")
-        if not allow_duplicate and hv._backend.snapshot_name_exists(vm.id, name):
+        backend = hv._backend
+        if not (allow_duplicate or backend.unique_snapshot_names) and backend.snapshot_name_exists(vm.id, name):
             raise AlreadyExists(f"VM {vm.name!r} already has a snapshot named {name!r}")
         params = {"name": name, "memory": memory}
         return hv._call("snapshot_create", vm.id, self._take, name, description, memory, quiesce, params=params)

@@ -145,3 +145,24 @@ def test_snapshot_create_refuses_a_bad_description_and_takes_nothing(description
         with pytest.raises(virtabstract.errors.SpecError, match="description"):
             vm.snapshots.create("s1", description=description)
         assert vm.snapshots.list() == []
+
+
+@pytest.mark.parametrize("unique", [False, True], ids=["core-checks", "backend-refuses"])
+def test_duplicate_snapshot_name_check_is_skipped_only_for_a_backend_that_refuses_one_itself(unique, monkeypatch):
+    """``unique_snapshot_names`` spares the per-create check; without it the core refuses a taken name."""
+    with virtabstract.connect("mock://") as hv:
+        vm = hv.vms.create(virtabstract.VMSpec(name="dupes"))
+        asked = []
+        exists = hv.backend.snapshot_name_exists
+        monkeypatch.setattr(hv.backend, "snapshot_name_exists", lambda *a: asked.append(a) or exists(*a))
+        monkeypatch.setattr(type(hv.backend), "unique_snapshot_names", unique)
+        vm.snapshots.create("s1")
+        if unique:  # the mock allows duplicates: what a backend declaring it must not do, seen here as a second s1
+            vm.snapshots.create("s1")
+            assert asked == [] and [s.name for s in vm.snapshots.list()] == ["s1", "s1"]
+        else:
+            with pytest.raises(virtabstract.errors.AlreadyExists, match="s1"):
+                vm.snapshots.create("s1")
+            assert asked == [(vm.id, "s1"), (vm.id, "s1")]
+            vm.snapshots.create("s1", allow_duplicate=True)
+            assert len(asked) == 2  # allow_duplicate skips the check too

@@ -115,6 +115,7 @@ class KVMBackend(Backend):
     capabilities: ClassVar[frozenset[Capability]] = _ALL
     accepted_options: ClassVar[Mapping[str, str]] = OPTIONS
     install_hint: ClassVar[str] = "libvirt-python: pip install 'virtabstract[kvm]' (needs libvirt-dev, pkg-config, gcc)"
+    unique_snapshot_names: ClassVar[bool] = True  # libvirt keys snapshots by name and refuses a taken one
 
     def __init__(self, url: URL, credentials: Credentials, options: Mapping[str, Any]) -> None:
         super().__init__(url, credentials, options)
@@ -838,10 +839,6 @@ class KVMBackend(Backend):
         """The snapshot tree, parents first."""
         return _snapshots.list_snapshots(self.lc.domain(vm_id), vm_id)
 
-    def snapshot_name_exists(self, vm_id: str, name: str) -> bool | None:
-        """``None``: libvirt keys snapshots by name and refuses a taken one itself (AlreadyExists), atomically."""
-        return None
-
     def get_snapshot(self, vm_id: str, snapshot_id: str) -> SnapshotInfo:
         """One snapshot: its XML, whether it is current, and its children (not the whole tree)."""
         return _snapshots.get(self.lc.domain(vm_id), vm_id, snapshot_id, self.lc.snapshot_handle(vm_id, snapshot_id))
@@ -856,16 +853,15 @@ class KVMBackend(Backend):
         """
         if quiesce and not memory:
             log.debug("quiesce is implied for internal snapshots of stopped VMs and unavailable otherwise")
-        # <memory snapshot='no'/> is what libvirt assumes for an inactive domain anyway: no state read first
-        # escaped only when needed: this is the hot path
+        # One string, escaped only when needed: this is the hot path. <memory snapshot='no'/> is what libvirt
+        # assumes for an inactive domain anyway, so no state is read first to decide.
         name_xml = escape(name) if "&" in name or "<" in name or ">" in name else name
-        xml = f"<domainsnapshot><name>{name_xml}</name>"
-        if description:
-            xml += f"<description>{escape(description)}</description>"
-        xml += "</domainsnapshot>" if memory else "<memory snapshot='no'/></domainsnapshot>"
-        create = methodcaller("snapshotCreateXML", xml, 0)  # an internal snapshot: the cached definition stays
-        handle = self.lc.on_domain("create a snapshot of", vm_id, create, change=True, same_definition=True)
-        self.lc.keep_snapshot(vm_id, name, handle)  # a revert or delete often follows: it needs no lookup then
+        description_xml = f"<description>{escape(description)}</description>" if description else ""
+        memory_xml = "" if memory else "<memory snapshot='no'/>"
+        xml = f"<domainsnapshot><name>{name_xml}</name>{description_xml}{memory_xml}</domainsnapshot>"
+        lc = self.lc  # an internal snapshot: the cached definition stays
+        handle = lc.on_domain("create a snapshot of", vm_id, _create_snapshot, xml, change=True, same_definition=True)
+        lc.keep_snapshot(vm_id, name, handle)  # a revert or delete often follows: it needs no lookup then
         return name
 
     def revert_snapshot(self, vm_id: str, snapshot_id: str) -> None:
@@ -1011,6 +1007,11 @@ def _read_power_state(dom: Any) -> tuple[PowerState, str]:
 
 _create = methodcaller("create")
 _destroy = methodcaller("destroy")
+
+
+def _create_snapshot(dom: Any, xml: str) -> Any:
+    """``dom.snapshotCreateXML(xml, 0)``: a function made once, for :meth:`LibvirtConnection.on_domain`."""
+    return dom.snapshotCreateXML(xml, 0)
 
 
 def _version(number: int) -> str:

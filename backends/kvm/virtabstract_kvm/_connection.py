@@ -105,6 +105,8 @@ CACHE = (
 """The events that invalidate cached domain XML (a superset of :data:`LIFECYCLE`)."""
 SNAPSHOT_HANDLES = 32
 """How many snapshot handles a connection keeps (:meth:`LibvirtConnection.keep_snapshot`)."""
+_NO_ARG: Any = object()
+"""``arg`` of :meth:`LibvirtConnection.on_domain` when the call has none."""
 
 
 class LibvirtConnection:
@@ -454,10 +456,20 @@ class LibvirtConnection:
         self.forget_snapshots(vm_id)
 
     def on_domain(
-        self, action: str, vm_id: str, func: Callable[[Any], T], *, change: bool = False, same_definition: bool = False
+        self,
+        action: str,
+        vm_id: str,
+        func: Callable[..., T],
+        arg: Any = _NO_ARG,
+        *,
+        change: bool = False,
+        same_definition: bool = False,
     ) -> T:
-        """Run *func* on the domain's handle, translating libvirt errors (the hot path of every VM operation).
+        """Run ``func(dom)`` or ``func(dom, arg)`` on the domain's handle, translating libvirt errors (hot path).
 
+        Every VM operation goes through here. *func* is made once: a ``methodcaller``, or a module-level
+        function taking the call's own argument as *arg*; a ``methodcaller`` or closure made per call
+        measured 1 to 2 µs more per snapshot create in process.
         *action* is the verb phrase of an error message (``"start"`` gives "start VM <uuid>"); the
         message is only built when there is an error. A read (``change=False``) whose connection
         turns out lost is retried once on a new connection, with a new handle; a change is never
@@ -469,7 +481,7 @@ class LibvirtConnection:
             dom = self.domain(vm_id)
         error = self._libvirt_error or _sdk.libvirt().libvirtError
         try:
-            return func(dom)
+            return func(dom) if arg is _NO_ARG else func(dom, arg)
         except error as exc:
             what = f"{action} VM {vm_id}"
             mapped = translate(exc, what=what)
@@ -487,7 +499,7 @@ class LibvirtConnection:
                 self.summaries.pop(vm_id, None)
         dom = self.domain(vm_id)
         try:
-            return func(dom)
+            return func(dom) if arg is _NO_ARG else func(dom, arg)
         except error as exc:
             raise translate(exc, what=what) from exc
 

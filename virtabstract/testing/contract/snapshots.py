@@ -189,13 +189,21 @@ class SnapshotContract(ContractBase):
         assert [s.id for s in vm.snapshots.list()] == [root.id]
 
     def test_snapshot_duplicate_name(self, hypervisor: Hypervisor, stopped_vm: VM) -> None:
-        """A second snapshot with the same name is refused; with ``allow_duplicate`` lookups become ambiguous."""
+        """A second snapshot with the same name is refused; with ``allow_duplicate`` lookups become ambiguous.
+
+        A backend declaring ``unique_snapshot_names`` refuses the name even with ``allow_duplicate``.
+        """
         require(hypervisor, Capability.SNAPSHOTS)
         vm = stopped_vm
         first = vm.snapshots.create("same")
         with pytest.raises(AlreadyExists):
             vm.snapshots.create("same")
         assert len(vm.snapshots) == 1
+        if hypervisor.backend.unique_snapshot_names:  # declared: the backend itself must refuse, whatever is asked
+            with pytest.raises(AlreadyExists):
+                vm.snapshots.create("same", allow_duplicate=True)
+            assert [s.id for s in vm.snapshots.list()] == [first.id]
+            return
         try:
             second = vm.snapshots.create("same", allow_duplicate=True)
         except AlreadyExists:
