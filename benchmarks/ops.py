@@ -359,7 +359,7 @@ def run(config: Config) -> WorkloadResult:
                     result.rows += measure_in_processes(
                         built,
                         iterations,
-                        config.reps(9, 2),
+                        config.reps(15, 2),
                         scenario=scenario,
                         config=config,
                         hooks=in_process,
