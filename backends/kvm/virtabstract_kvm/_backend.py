@@ -279,7 +279,7 @@ class KVMBackend(Backend):
         )
 
     def list_vms(self) -> list[VMInfo]:
-        """Every domain: 3 calls (stats, autostart and managed-save sets) plus XML only for uncached domains."""
+        """Every domain: stats, the autostart set and, if needed, the managed-save set; XML for uncached domains."""
         lv = _sdk.libvirt()
         self.lc.need_events()  # before reading: the XML read now is kept, so every later change must be heard
 
@@ -289,7 +289,7 @@ class KVMBackend(Backend):
 
         records = self.lc.read("list VMs", read)
         autostart = self._uuid_set(lv.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
-        managed = self._uuid_set(lv.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
+        managed = self._managed_save_uuids(records)
         out = []
         for dom, stats in records:
             uuid = dom.UUIDString()
@@ -307,8 +307,8 @@ class KVMBackend(Backend):
 
         * ``getAllDomainStats(STATE|VCPU|BALLOON)``: one call. The qemu driver answers the state,
           vCPUs and memory; libvirt's test driver only the state.
-        * ``listAllDomains(MANAGEDSAVE)`` when a shut-off domain may have a managed save image (its reason
-          is not shutdown, destroyed or crashed: see ``managed_save_possible``); an image makes it SUSPENDED.
+        * ``listAllDomains(MANAGEDSAVE)`` when a shut-off domain may have a managed save image and is not
+          known to lack one (see :meth:`_managed_save_uuids`); an image makes it SUSPENDED.
         * Guest OS and tags (our metadata), and the vCPUs and memory the stats lack, come from the
           domain's XML. It is read once per domain and kept while the event loop delivers the events
           that invalidate it (as for :meth:`list_vms`); so a warm listing makes no per-domain call.
@@ -327,9 +327,7 @@ class KVMBackend(Backend):
         self.lc.need_events()  # before reading, as in list_vms
         generation = self.lc.generation
         records = self.lc.read("list VMs", lambda c: c.getAllDomainStats(groups, 0))
-        managed: set[str] = set()
-        if any(managed_save_possible(st.get("state.state", 0), st.get("state.reason", 0)) for _d, st in records):
-            managed = self._uuid_set(lv.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
+        managed = self._managed_save_uuids(records)
         running = any(st.get("state.state") != _SHUTOFF for _d, st in records)
         leases = self._dhcp_leases() if running else {}
         scratch = self.lc.summaries
@@ -422,6 +420,39 @@ class KVMBackend(Backend):
         except VirtAbstractError as exc:
             log.debug("no DHCP leases: %s", exc)
             return {}
+
+    def _managed_save_uuids(self, records: Sequence[tuple[Any, Mapping[str, Any]]]) -> set[str]:
+        """The UUIDs, among the listed domains, of those with a managed save image.
+
+        One ``listAllDomains(MANAGEDSAVE)`` (through libvirtd, the daemon walks every domain), and only when
+        some shut-off domain may have an image (its reason allows one: :func:`managed_save_possible`) and
+        is not known to lack one. What the call shows is remembered as :meth:`get_state` does: "no image"
+        while the lifecycle callback is registered (a save announces itself with STOPPED/SAVED) and no
+        save event came during the call, else while the reason stays *unknown*. So a warm listing of
+        domains that were never saved is the stats call alone.
+        """
+        lc = self.lc
+        unsure: list[tuple[str, int]] = []
+        for dom, stats in records:
+            state, reason = stats.get("state.state", 0), stats.get("state.reason", 0)
+            if not managed_save_possible(state, reason):
+                continue
+            uuid = dom.UUIDString()
+            if uuid in lc.no_managed_save or (reason == _REASON_UNKNOWN and uuid in lc.no_image_while_unknown):
+                continue
+            unsure.append((uuid, reason))
+        if not unsure:
+            return set()
+        memo, saves = lc.lifecycle_watched, lc.save_events
+        managed = self._uuid_set(_sdk.libvirt().VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
+        for uuid, reason in unsure:
+            if uuid in managed:
+                continue
+            if memo and lc.save_events == saves:
+                lc.no_managed_save.add(uuid)
+            elif reason == _REASON_UNKNOWN:
+                lc.no_image_while_unknown.add(uuid)
+        return managed
 
     def _uuid_set(self, flag: int) -> set[str]:
         return set(self.lc.read("list VMs", lambda c: [d.UUIDString() for d in c.listAllDomains(flag)]))

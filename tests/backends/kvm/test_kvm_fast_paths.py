@@ -75,8 +75,9 @@ def test_summaries_match_info_and_are_constant_calls(hv: Any, vm: Any) -> None:
         second = {s.id: s for s in hv.vms.list_summaries()}
     finally:
         lc.conn = counting._dom
-    # stats + the managed-save set (a domain is shut off); the test driver has no lease API (remembered)
-    assert sum(counting.calls.values()) <= 2, counting.calls
+    # the stats alone: the stopped domain is known to have no managed-save image (the first listing asked and
+    # registered the lifecycle callback), and the test driver has no lease API (remembered)
+    assert counting.calls == Counter(getAllDomainStats=1), counting.calls
     assert second[vm.id] is first[vm.id]  # unchanged domains: the same immutable summary
     vm.start()
     assert {s.id: s for s in hv.vms.list_summaries()}[vm.id].state is PowerState.RUNNING
@@ -85,7 +86,7 @@ def test_summaries_match_info_and_are_constant_calls(hv: Any, vm: Any) -> None:
 # (how the connection was used first, managed-save calls for two queries of a never-started VM, callback registered)
 STATE_CASES = [
     pytest.param("none", 2, False, id="in-process-no-callback-asks-each-time"),
-    pytest.param("listing", 1, True, id="in-process-after-a-listing-memo"),
+    pytest.param("listing", 0, True, id="in-process-after-a-listing-knows-from-it"),
     pytest.param("round-trip", 1, False, id="round-trip-remembers-while-the-reason-is-unknown"),
 ]
 
@@ -320,3 +321,40 @@ def test_a_snapshot_keeps_the_cached_definition_and_a_revert_drops_it(hv: Any, v
     assert vm.id in lc._cache
     snap.revert()  # a revert may change both
     assert vm.id not in lc._cache
+
+
+@pytest.mark.parametrize("events", [True, False], ids=["events", "no-events"])
+def test_listing_asks_for_managed_save_images_only_when_unsure(events: bool) -> None:
+    """The MANAGEDSAVE listing is skipped once every image-capable shut-off domain is known to lack one.
+
+    A save by another client is then seen by the next listing: announced by STOPPED/SAVED with events,
+    and without them the saved domain's reason is *saved*, no longer *unknown*, so it is asked about.
+    """
+    with virtabstract.connect("test:///default", events=events) as hv:
+        vm = hv.vms.create(VMSpec(name="vatest-memo"))
+        try:
+            lc = hv.backend.lc
+            hv.vms.list_summaries()
+            assert vm.id in (lc.no_managed_save if events else lc.no_image_while_unknown)
+            counting = CountingConn(lc.conn, Counter())
+            lc.conn = counting
+            try:
+                hv.vms.list_summaries()
+                assert counting.calls["listAllDomains"] == 0, counting.calls
+            finally:
+                lc.conn = counting._dom
+            with virtabstract.connect("test:///default", events=False) as other:
+                other_vm = other.vms.get(vm.id)
+                other_vm.start()
+                other_vm.suspend()
+            deadline = time.monotonic() + 5
+            states = {s.id: s.state for s in hv.vms.list_summaries()}
+            while states[vm.id] is not PowerState.SUSPENDED and time.monotonic() < deadline:
+                time.sleep(0.01)  # the lifecycle events arrive on the event-loop thread
+                states = {s.id: s.state for s in hv.vms.list_summaries()}
+            assert states[vm.id] is PowerState.SUSPENDED
+            assert {i.id: i.state for i in hv.vms.list_info()}[vm.id] is PowerState.SUSPENDED
+            vm.start()
+            vm.power_off()
+        finally:
+            vm.delete()
