@@ -288,11 +288,11 @@ class KVMBackend(Backend):
             return list(conn.getAllDomainStats(groups, 0))
 
         records = self.lc.read("list VMs", read)
+        uuids = [dom.UUIDString() for dom, _stats in records]
         autostart = self._uuid_set(lv.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
-        managed = self._managed_save_uuids(records)
+        managed = self._managed_save_uuids(records, uuids)
         out = []
-        for dom, stats in records:
-            uuid = dom.UUIDString()
+        for (dom, stats), uuid in zip(records, uuids, strict=True):
             try:
                 cfg = self.lc.config(dom)
             except VirtAbstractError as exc:  # vanished between the two calls
@@ -327,7 +327,8 @@ class KVMBackend(Backend):
         self.lc.need_events()  # before reading, as in list_vms
         generation = self.lc.generation
         records = self.lc.read("list VMs", lambda c: c.getAllDomainStats(groups, 0))
-        managed = self._managed_save_uuids(records)
+        uuids = [dom.UUIDString() for dom, _stats in records]  # once: both loops below need them
+        managed = self._managed_save_uuids(records, uuids)
         running = any(st.get("state.state") != _SHUTOFF for _d, st in records)
         leases = self._dhcp_leases() if running else {}
         scratch = self.lc.summaries
@@ -335,8 +336,7 @@ class KVMBackend(Backend):
         lc = self.lc
         out: list[VMSummary] = []
         append = out.append
-        for dom, stats in records:
-            uuid = dom.UUIDString()
+        for (dom, stats), uuid in zip(records, uuids, strict=True):
             state = stats.get("state.state", 0)
             reason = stats.get("state.reason", 0)
             cpus = stats.get("vcpu.current")
@@ -421,8 +421,8 @@ class KVMBackend(Backend):
             log.debug("no DHCP leases: %s", exc)
             return {}
 
-    def _managed_save_uuids(self, records: Sequence[tuple[Any, Mapping[str, Any]]]) -> set[str]:
-        """The UUIDs, among the listed domains, of those with a managed save image.
+    def _managed_save_uuids(self, records: Sequence[tuple[Any, Mapping[str, Any]]], uuids: Sequence[str]) -> set[str]:
+        """The UUIDs, among the listed domains (*uuids*: theirs, in order), of those with a managed save image.
 
         One ``listAllDomains(MANAGEDSAVE)`` (through libvirtd, the daemon walks every domain), and only when
         some shut-off domain may have an image (its reason allows one: :func:`managed_save_possible`) and
@@ -432,13 +432,13 @@ class KVMBackend(Backend):
         domains that were never saved is the stats call alone.
         """
         lc = self.lc
+        known, known_while_unknown = lc.no_managed_save, lc.no_image_while_unknown
         unsure: list[tuple[str, int]] = []
-        for dom, stats in records:
-            state, reason = stats.get("state.state", 0), stats.get("state.reason", 0)
-            if not managed_save_possible(state, reason):
+        for (_dom, stats), uuid in zip(records, uuids, strict=True):
+            reason = stats.get("state.reason", 0)
+            if not managed_save_possible(stats.get("state.state", 0), reason) or uuid in known:
                 continue
-            uuid = dom.UUIDString()
-            if uuid in lc.no_managed_save or (reason == _REASON_UNKNOWN and uuid in lc.no_image_while_unknown):
+            if reason == _REASON_UNKNOWN and uuid in known_while_unknown:
                 continue
             unsure.append((uuid, reason))
         if not unsure:
