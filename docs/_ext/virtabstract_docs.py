@@ -36,6 +36,11 @@ def support_matrix_markdown() -> str:
             else:
                 cells.append("yes" if cap in cls.capabilities else "—")
         lines.append(f"| `{cap.value}` | " + " | ".join(cells) + " |")
+    # Declared behaviour, not a capability: such a backend refuses a taken snapshot name even with allow_duplicate.
+    unique = [
+        "?" if isinstance(cls, Exception) else ("yes" if cls.unique_snapshot_names else "—") for _, cls in columns
+    ]
+    lines.append("| *snapshot names unique per VM* (`unique_snapshot_names`) | " + " | ".join(unique) + " |")
     schemes = ["", "URL schemes served:", ""]
     for entry in manager.backends.entries:
         schemes.append(f"- {', '.join(f'`{s}://`' for s in entry.schemes)} — plugin `{entry.plugin}`")

@@ -426,32 +426,23 @@ class KVMBackend(Backend):
 
         One ``listAllDomains(MANAGEDSAVE)`` (through libvirtd, the daemon walks every domain), and only when
         some shut-off domain may have an image (its reason allows one: :func:`managed_save_possible`) and
-        is not known to lack one. What the call shows is remembered as :meth:`get_state` does: "no image"
-        while the lifecycle callback is registered (a save announces itself with STOPPED/SAVED) and no
-        save event came during the call, else while the reason stays *unknown*. So a warm listing of
-        domains that were never saved is the stats call alone.
+        is not known to lack one. What the call shows is remembered as for :meth:`get_state`
+        (``LibvirtConnection.remember_no_image``). So a warm listing of domains never saved is the stats
+        call alone.
         """
         lc = self.lc
-        known, known_while_unknown = lc.no_managed_save, lc.no_image_while_unknown
-        unsure: list[tuple[str, int]] = []
-        for (_dom, stats), uuid in zip(records, uuids, strict=True):
-            reason = stats.get("state.reason", 0)
-            if not managed_save_possible(stats.get("state.state", 0), reason) or uuid in known:
-                continue
-            if reason == _REASON_UNKNOWN and uuid in known_while_unknown:
-                continue
-            unsure.append((uuid, reason))
+        unsure = [
+            (uuid, stats.get("state.reason", 0))
+            for (_dom, stats), uuid in zip(records, uuids, strict=True)
+            if not lc.image_known_absent(uuid, stats.get("state.state", 0), stats.get("state.reason", 0))
+        ]
         if not unsure:
             return set()
-        memo, saves = lc.lifecycle_watched, lc.save_events
+        watch = lc.image_watch()
         managed = self._uuid_set(_sdk.libvirt().VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
         for uuid, reason in unsure:
-            if uuid in managed:
-                continue
-            if memo and lc.save_events == saves:
-                lc.no_managed_save.add(uuid)
-            elif reason == _REASON_UNKNOWN:
-                lc.no_image_while_unknown.add(uuid)
+            if uuid not in managed:
+                lc.remember_no_image(uuid, reason, watch)
         return managed
 
     def _uuid_set(self, flag: int) -> set[str]:
@@ -503,17 +494,12 @@ class KVMBackend(Backend):
         known = WITHOUT_IMAGE.get((state, reason))
         if known is not None:
             return known
-        if not managed_save_possible(state, reason) or vm_id in lc.no_managed_save:
+        if lc.image_known_absent(vm_id, state, reason):
             return power_state(state, reason)
-        if reason == _REASON_UNKNOWN and vm_id in lc.no_image_while_unknown:
-            return power_state(state, reason)
-        memo = lc.lifecycle_watched
-        saves = lc.save_events
+        watch = lc.image_watch()
         managed = lc.on_domain(what, vm_id, _has_managed_save)
-        if not managed and memo and lc.save_events == saves:
-            lc.no_managed_save.add(vm_id)
-        elif not managed and reason == _REASON_UNKNOWN:
-            lc.no_image_while_unknown.add(vm_id)
+        if not managed:
+            lc.remember_no_image(vm_id, reason, watch)
         return power_state(state, reason, managed_save=bool(managed))
 
     # -- power ------------------------------------------------------------------------------
@@ -1013,7 +999,6 @@ class KVMBackend(Backend):
 _ACTIONS = {"power_off": "power off"}
 """Operation names whose verb phrase in an error message differs (``on_domain`` builds the message)."""
 _SHUTOFF = 5  # VIR_DOMAIN_SHUTOFF
-_REASON_UNKNOWN = 0  # VIR_DOMAIN_SHUTOFF_UNKNOWN
 
 
 _read_state = methodcaller("state", 0)

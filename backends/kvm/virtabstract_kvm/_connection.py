@@ -83,7 +83,7 @@ from virtabstract.errors import ConnectionFailed, ConnectionLost, UnsupportedOpe
 from . import _sdk
 from ._errors import OPEN, map_libvirt_errors, translate
 from ._events import ensure_event_loop, event_loop_running
-from ._states import event_state
+from ._states import event_state, managed_save_possible
 from ._uri import ConnectOptions, libvirt_uri
 from ._xml import DomainConfig, parse_domain, parse_xml
 
@@ -103,6 +103,7 @@ CACHE = (
     "VIR_DOMAIN_EVENT_ID_TUNABLE",
 )
 """The events that invalidate cached domain XML (a superset of :data:`LIFECYCLE`)."""
+_REASON_UNKNOWN = 0  # VIR_DOMAIN_SHUTOFF_UNKNOWN
 SNAPSHOT_HANDLES = 32
 """How many snapshot handles a connection keeps (:meth:`LibvirtConnection.keep_snapshot`)."""
 _NO_ARG: Any = object()
@@ -422,6 +423,38 @@ class LibvirtConnection:
         self.generation += 1
         self._cache.pop(vm_id, None)
         self.summaries.pop(vm_id, None)
+
+    # -- the managed-save memo (one policy for state queries and listings) -----------------------
+
+    def image_known_absent(self, vm_id: str, state: int, reason: int) -> bool:
+        """True when the domain cannot have a managed save image, or was found without one and that still holds.
+
+        Only a shut-off domain whose reason allows an image may have one (:func:`managed_save_possible`).
+        "No image" is remembered by :meth:`remember_no_image`.
+        """
+        if not managed_save_possible(state, reason) or vm_id in self.no_managed_save:
+            return True
+        return reason == _REASON_UNKNOWN and vm_id in self.no_image_while_unknown
+
+    def image_watch(self) -> tuple[bool, int]:
+        """Taken before asking libvirt about images, and handed to :meth:`remember_no_image` afterwards."""
+        return self.lifecycle_watched, self.save_events
+
+    def remember_no_image(self, vm_id: str, reason: int, watch: tuple[bool, int]) -> None:
+        """Remember that libvirt showed no managed save image for the domain (asked after :meth:`image_watch`).
+
+        Kept while the lifecycle callback is registered and no save event came during the call: an image
+        only appears when a running domain is saved, which libvirt announces with STOPPED/SAVED. Without the
+        callback, kept while the reason stays *unknown*: libvirt gives it only when it defines or loads a
+        domain, and a domain that gets an image afterwards runs and is saved first (reason *saved*).
+        """
+        watched, saves = watch
+        if watched and self.save_events == saves:
+            self.no_managed_save.add(vm_id)
+        elif reason == _REASON_UNKNOWN:
+            self.no_image_while_unknown.add(vm_id)
+
+    # -- snapshot handles -------------------------------------------------------------------------
 
     def keep_snapshot(self, vm_id: str, name: str, handle: Any) -> None:
         """Remember the handle of a snapshot just created, for the revert, delete or detail read that often follows.

@@ -171,7 +171,7 @@ def get(dom: Any, vm_id: str, name: str, snap: Any = None) -> SnapshotInfo:
     """
     lv = _sdk.libvirt()
     with map_libvirt_errors(f"snapshot {name!r}"):
-        snap = snap or dom.snapshotLookupByName(name, 0)
+        snap = snap if snap is not None else dom.snapshotLookupByName(name, 0)
         info = _info(vm_id, snap.getXMLDesc(lv.VIR_DOMAIN_SNAPSHOT_XML_SECURE), name if snap.isCurrent(0) else None)
         kids = [_info(vm_id, kid.getXMLDesc(0), None) for kid in snap.listAllChildren(0)]
     kids.sort(key=lambda kid: (kid.created or datetime.min.replace(tzinfo=UTC), kid.id))
@@ -182,7 +182,7 @@ def revert(dom: Any, name: str, snap: Any = None) -> None:
     """Revert to the snapshot *name*, to the state it recorded (running when it has memory)."""
     lv = _sdk.libvirt()
     with map_libvirt_errors(f"snapshot {name!r}"):
-        snap = snap or dom.snapshotLookupByName(name, 0)
+        snap = snap if snap is not None else dom.snapshotLookupByName(name, 0)
     try:
         with map_libvirt_errors(f"revert to snapshot {name!r}"):
             dom.revertToSnapshot(snap, 0)
@@ -198,7 +198,7 @@ def delete(dom: Any, name: str, *, children: bool, snap: Any = None) -> None:
     """Delete the snapshot *name* (its data merges into its children), or its whole subtree."""
     lv = _sdk.libvirt()
     with map_libvirt_errors(f"delete snapshot {name!r}"):
-        snap = snap or dom.snapshotLookupByName(name, 0)
+        snap = snap if snap is not None else dom.snapshotLookupByName(name, 0)
         snap.delete(lv.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -324,14 +325,20 @@ def test_a_snapshot_keeps_the_cached_definition_and_a_revert_drops_it(hv: Any, v
 
 
 @pytest.mark.parametrize("events", [True, False], ids=["events", "no-events"])
-def test_listing_asks_for_managed_save_images_only_when_unsure(events: bool) -> None:
+@pytest.mark.parametrize("uri", ["test:///default", "test+unix:///default"], ids=["in-process", "libvirtd"])
+def test_listing_asks_for_managed_save_images_only_when_unsure(
+    uri: str, events: bool, request: pytest.FixtureRequest
+) -> None:
     """The MANAGEDSAVE listing is skipped once every image-capable shut-off domain is known to lack one.
 
-    A save by another client is then seen by the next listing: announced by STOPPED/SAVED with events,
-    and without them the saved domain's reason is *saved*, no longer *unknown*, so it is asked about.
+    A save by another client is then seen by the next listing: announced by STOPPED/SAVED with events
+    (through libvirtd, over the event loop), and without them the saved domain's reason is *saved*, no
+    longer *unknown*, so it is asked about.
     """
-    with virtabstract.connect("test:///default", events=events) as hv:
-        vm = hv.vms.create(VMSpec(name="vatest-memo"))
+    if uri.startswith("test+unix"):
+        request.getfixturevalue("libvirtd_infra")  # libvirtd's shared test driver: skipped, with why, without it
+    with virtabstract.connect(uri, events=events) as hv:
+        vm = hv.vms.create(VMSpec(name=f"vatest-memo-{os.getpid()}-{int(events)}"))
         try:
             lc = hv.backend.lc
             hv.vms.list_summaries()
@@ -343,7 +350,7 @@ def test_listing_asks_for_managed_save_images_only_when_unsure(events: bool) -> 
                 assert counting.calls["listAllDomains"] == 0, counting.calls
             finally:
                 lc.conn = counting._dom
-            with virtabstract.connect("test:///default", events=False) as other:
+            with virtabstract.connect(uri, events=False) as other:
                 other_vm = other.vms.get(vm.id)
                 other_vm.start()
                 other_vm.suspend()
